@@ -1,0 +1,33 @@
+"""Every ```python block in README.md and docs/ runs, in order, against the simulator.
+
+Blocks of one page share a namespace, like a reader going down the page. A block
+right after an ``<!-- no-test -->`` line is skipped (used only for code that
+needs real keys or the internet). The examples carry their own asserts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+BLOCK = re.compile(r"(<!-- no-test -->\s*\n)?```python\n(.*?)```", re.DOTALL)
+
+
+def _blocks(page: Path) -> list[str]:
+    return [code for skip, code in BLOCK.findall(page.read_text()) if not skip]
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p)], ids=lambda p: p.name)
+def test_examples_run(page: Path) -> None:
+    namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
+    out = io.StringIO()
+    for number, code in enumerate(_blocks(page), 1):
+        compiled = compile(code, f"{page.name}[block {number}]", "exec")
+        with contextlib.redirect_stdout(out):
+            exec(compiled, namespace)
