@@ -1,0 +1,234 @@
+"""Task queues: FIFO `TaskQueue`, LIFO `TaskStack` and cyclic `TaskRing`.
+
+A queue hands out its tasks in its order. The operator pulls them one at a time with
+`next_task()` (so a stack is really LIFO even while tasks are pushed during a run, and a
+ring's pause falls after a cycle has finished); `produce()` pushes the same sequence into a
+trio memory channel for code that wants a channel.
+
+`TaskQueue` and `TaskStack` hand each task out once (it leaves the queue, so `len` counts the
+tasks still waiting); `TaskRing` keeps its tasks and hands the same objects out every cycle.
+A `live=True` queue does not end when it runs dry: it waits for more tasks until `close()`.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Iterator
+from typing import ClassVar, Protocol, Self
+
+import attrs
+import trio
+
+from .composite import remove_by_identity
+from .task import Task
+
+__all__ = ["TaskQueue", "TaskRing", "TaskSource", "TaskStack"]
+
+
+class TaskSource(Protocol):
+    """What `Operator.add_queue` accepts: anything that hands out tasks one at a time."""
+
+    async def next_task(self) -> Task | None:
+        """The next task to execute, waiting if needed; None when the source is exhausted."""
+        ...
+
+
+@attrs.define(eq=False)
+class _BaseQueue:
+    """Storage, operators, listing and live feeding shared by the three queues."""
+
+    live: bool = attrs.field(default=False, kw_only=True)
+    """Wait for more tasks when empty instead of ending, until `close()`."""
+    _tasks: collections.deque[Task] = attrs.field(factory=collections.deque, init=False)
+    _closed: bool = attrs.field(default=False, init=False)
+    _changed: trio.Event | None = attrs.field(default=None, init=False, repr=False)
+
+    kind: ClassVar[str] = "Task queue"
+
+    def add_tasks(self, *tasks: Task) -> Self:
+        """Append tasks (also while an operator runs); returns self for chaining.
+
+        Raises:
+            trio.ClosedResourceError: the queue was closed.
+            TypeError: an argument is not a Task.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError(f"{self.kind} is closed")
+        for t in tasks:
+            if not isinstance(t, Task):
+                raise TypeError(f"expected a Task, got {t!r}")
+        self._tasks.extend(tasks)
+        self._notify()
+        return self
+
+    def remove_task(self, task: Task) -> Self:
+        """Remove a waiting task (the object itself, not an equal one); ValueError if absent."""
+        tasks = list(self._tasks)
+        remove_by_identity(tasks, task)
+        self._tasks = collections.deque(tasks)
+        return self
+
+    def __iadd__(self, task: Task) -> Self:
+        return self.add_tasks(task)
+
+    def __isub__(self, task: Task) -> Self:
+        return self.remove_task(task)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __iter__(self) -> Iterator[Task]:
+        """The tasks in the order they were added (not necessarily the order they run)."""
+        return iter(list(self._tasks))
+
+    def close(self) -> None:
+        """Accept no more tasks; a live queue ends once the waiting ones are handed out."""
+        self._closed = True
+        self._notify()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def format_tasks(self) -> str:
+        """The listing `show_tasks()` prints: each task numbered in the order added."""
+        header = f"-------{self.kind} ({len(self._tasks)})-------"
+        lines = [header]
+        for i, task in enumerate(self._tasks):
+            lines.append(f"Task {i}")
+            lines.append(task.format_tree())
+        lines.append("-" * len(header))
+        return "\n".join(lines)
+
+    def show_tasks(self) -> None:
+        """Print `format_tasks()`."""
+        print(self.format_tasks())
+
+    async def next_task(self) -> Task | None:
+        """The next task in this queue's order; None when it is exhausted."""
+        raise NotImplementedError
+
+    async def produce(self, send_channel: trio.MemorySendChannel[Task]) -> None:
+        """Send this queue's tasks, in its order, into `send_channel`, then close it.
+
+        The channel is closed on return (pass a `clone()` if you keep using it), so a
+        consumer's `async for` ends. A bounded channel makes a slow consumer slow this down.
+        """
+        with send_channel:
+            while (task := await self.next_task()) is not None:
+                await send_channel.send(task)
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def _wait_changed(self) -> None:
+        if self._changed is None:
+            self._changed = trio.Event()
+        await self._changed.wait()
+
+
+@attrs.define(eq=False)
+class TaskQueue(_BaseQueue):
+    """First in, first out; each task is handed out once."""
+
+    kind: ClassVar[str] = "Task queue"
+
+    async def next_task(self) -> Task | None:
+        while not self._tasks:
+            if not self.live or self._closed:
+                return None
+            await self._wait_changed()
+        return self._tasks.popleft()
+
+
+@attrs.define(eq=False)
+class TaskStack(_BaseQueue):
+    """Last in, first out; each task is handed out once.
+
+    The operator pulls from the stack only when a worker is free, so a task pushed during
+    a run goes before the ones already waiting.
+    """
+
+    kind: ClassVar[str] = "Task stack"
+
+    async def next_task(self) -> Task | None:
+        while not self._tasks:
+            if not self.live or self._closed:
+                return None
+            await self._wait_changed()
+        return self._tasks.pop()
+
+
+def _check_iter_num(instance: object, attribute: attrs.Attribute[int | None], v: object) -> None:
+    if v is not None and (not isinstance(v, int) or v < 0):
+        raise ValueError("iter_num must be None (forever) or an int >= 0")
+
+
+def _check_interval(instance: object, attribute: attrs.Attribute[float], v: float) -> None:
+    if not (v >= 0 and math.isfinite(v)):
+        raise ValueError(f"{attribute.name} must be a finite number of seconds >= 0")
+
+
+@attrs.define(eq=False)
+class TaskRing(_BaseQueue):
+    """Hand out all tasks in FIFO order, again and again.
+
+    Args:
+        iter_num: number of cycles; None runs forever (until cancelled or `close()`).
+        iter_interval: seconds to wait before starting the next cycle, counted from when
+            the operator asks for the first task of that cycle (with one worker: when the
+            previous cycle's last task has finished). No wait after the last cycle.
+
+    Tasks added or removed during a cycle take effect at the next cycle. `close()` lets
+    the current cycle finish and then ends the ring (a ring closed before
+    it starts hands out one cycle). The same task objects run every
+    cycle; the operator never re-executes one while a consumer still holds it.
+    """
+
+    iter_num: int | None = attrs.field(default=None, validator=_check_iter_num)
+    iter_interval: float = attrs.field(default=0.0, converter=float, validator=_check_interval)
+    _cycle: tuple[Task, ...] | None = attrs.field(default=None, init=False, repr=False)
+    _pos: int = attrs.field(default=0, init=False, repr=False)
+    _cycles_done: int = attrs.field(default=0, init=False, repr=False)
+
+    kind: ClassVar[str] = "Task ring"
+
+    async def next_task(self) -> Task | None:
+        while True:
+            cycle = self._cycle
+            if cycle is not None:
+                if self._pos < len(cycle):
+                    self._pos += 1
+                    return cycle[self._pos - 1]
+                self._cycle = None
+                self._cycles_done += 1
+                if self._closed or (
+                    self.iter_num is not None and self._cycles_done >= self.iter_num
+                ):
+                    self._reset()
+                return None
+                if self.iter_interval > 0:
+                    await trio.sleep(self.iter_interval)
+                else:
+                    # One checkpoint per cycle keeps an endless ring of tasks that never
+                    # yield cancellable, at no per-task cost.
+                    await trio.lowlevel.checkpoint()
+            elif self.iter_num is not None and self._cycles_done >= self.iter_num:
+                self._reset()
+                return None
+            elif self._tasks:
+                self._cycle = tuple(self._tasks)
+                self._pos = 0
+            elif self.live and not self._closed:
+                await self._wait_changed()
+            else:
+                self._reset()
+                return None
+
+    def _reset(self) -> None:
+        # Exhausted: ready for another run by another operator.
+        self._cycles_done = 0
+        self._cycle = None
