@@ -209,7 +209,7 @@ class TaskRing(_BaseQueue):
                     self.iter_num is not None and self._cycles_done >= self.iter_num
                 ):
                     self._reset()
-                return None
+                    return None
                 if self.iter_interval > 0:
                     await trio.sleep(self.iter_interval)
                 else:
