@@ -13,19 +13,23 @@ import ipaddress
 import json
 import logging
 import re
+import secrets
 import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import attrs
 import httpx
+import stamina
 import trio
 
-from ._params import encode_params
+from ._params import encode_params, param_str
 from .errors import (
     BinanceAPIError,
     BinanceBanError,
+    BinanceError,
     BinanceRateLimitError,
     BinanceResponseError,
     BinanceServerError,
@@ -33,16 +37,32 @@ from .errors import (
     BinanceTransportError,
     ClientNotOpenError,
     InsecureTransportError,
+    OrderStatusUnknownError,
 )
+from .limits import LimiterStatistics, MarketLimits, RateLimiter
 from .markets import Market, market_for_path
 from .signing import HmacSigner, Signer
+from .weights import DEFAULT_ORDER_LIMITS, counts_as_order, free_on_success, request_weight
 
-__all__ = ["BinanceClient"]
+__all__ = ["BinanceClient", "ClientStatistics", "new_client_order_id"]
 
 logger = logging.getLogger("aiocea_trio.client")
 
 _MAX_RECV_WINDOW: Final = 60_000
 _INVALID_TIMESTAMP: Final = -1021
+_NO_SUCH_ORDER: Final = -2013
+_CANCELLED_STATES: Final = frozenset({"CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"})
+_UNIT_SECONDS: Final = {"S": 1, "M": 60, "H": 3600, "D": 86400}
+_ORDER_PATHS: Final = {
+    Market.SPOT: "/api/v3/order",
+    Market.USDM: "/fapi/v1/order",
+    Market.COINM: "/dapi/v1/order",
+}
+_INFO_PATHS: Final = {
+    Market.SPOT: "/api/v3/exchangeInfo",
+    Market.USDM: "/fapi/v1/exchangeInfo",
+    Market.COINM: "/dapi/v1/exchangeInfo",
+}
 _EXCERPT_CHARS: Final = 200
 _TIME_PATHS: Final = {
     Market.SPOT: "/api/v3/time",
@@ -84,6 +104,16 @@ class BinanceClient:
         auto_sync_time: measure the server-time offset before the first signed
             request, and again every ``time_sync_interval`` seconds.
         time_sync_interval: seconds between automatic re-syncs; None for never.
+        limiter: the ``RateLimiter`` every request passes; share one between
+            clients on the same IP. By default each client has its own, which
+            learns the limits from exchangeInfo.
+        retries: how many times a GET is retried after a transport error,
+            timeout, 5xx or 429 (with exponential backoff and jitter).
+        retry_wait_initial, retry_wait_max: the backoff's first and longest wait (s).
+        order_attempts: how many times an order placement or cancel is tried,
+            each resend only after the exchange said it does not have the order.
+        order_lookup_delay: seconds to wait after an ambiguous order failure
+            before looking the order up, so that an order still in flight lands.
 
     Using the client outside ``async with`` raises ``ClientNotOpenError``.
     """
@@ -111,6 +141,12 @@ class BinanceClient:
         allow_insecure_http: bool = False,
         auto_sync_time: bool = True,
         time_sync_interval: float | None = 3600.0,
+        limiter: RateLimiter | None = None,
+        retries: int = 3,
+        retry_wait_initial: float = 0.2,
+        retry_wait_max: float = 5.0,
+        order_attempts: int = 3,
+        order_lookup_delay: float = 1.0,
     ) -> None:
         if api_secret is not None and signer is not None:
             raise ValueError("give api_secret or signer, not both")
@@ -139,6 +175,18 @@ class BinanceClient:
         self._time_offset_ms = 0
         self._last_sync: float | None = None
         self._sync_lock: trio.Lock | None = None
+        if retries < 0 or order_attempts < 1:
+            raise ValueError("retries must be >= 0 and order_attempts >= 1")
+        self.limiter = limiter if limiter is not None else RateLimiter()
+        self.retries = retries
+        self.retry_wait_initial = retry_wait_initial
+        self.retry_wait_max = retry_wait_max
+        self.order_attempts = order_attempts
+        self.order_lookup_delay = order_lookup_delay
+        self._requests = 0
+        self._retries = 0
+        self._order_lookups = 0
+        self._order_counts: dict[tuple[Market, int], tuple[int, int]] = {}
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -261,7 +309,8 @@ class BinanceClient:
         self._require_open()
         market = Market(market)
         before = self.local_time_ms()
-        data = await self._send("GET", self._bases[market], _TIME_PATHS[market], market, "", False)
+        call = _Call("GET", self._bases[market], _TIME_PATHS[market], market, {}, "", False)
+        data = await self._send(call)
         after = self.local_time_ms()
         server = int(data["serverTime"])
         self._time_offset_ms = server - (before + after) // 2
@@ -304,37 +353,171 @@ class BinanceClient:
             params: query parameters in Binance's names; ``None`` values are left out.
             signed: add ``timestamp``, ``recvWindow`` and ``signature`` (needs a signer).
 
+        Every request passes the rate limiter first. GETs are retried (bounded,
+        exponential backoff with jitter) after transport errors, timeouts, 5xx and
+        429s. Order placement and cancellation are never retried blindly: after an
+        ambiguous failure the order is looked up by its ``newClientOrderId`` (one
+        is generated when the caller gives none) and sent again only if the
+        exchange does not have it. A ``-1021`` re-syncs the clock and retries once.
+
         Raises:
             BinanceAPIError: Binance's error payload (and its subclasses for 429,
                 418 and 5xx).
             BinanceResponseError: a body that is not Binance's JSON.
             BinanceTransportError: the request did not complete (timeouts included).
-
-        A ``-1021`` (timestamp outside recvWindow) re-syncs the clock and retries
-        that signed request once; nothing else is retried here.
+            OrderStatusUnknownError: an order request failed ambiguously and the
+                order could not be looked up either.
         """
         self._require_open()
         method = method.upper()
         base, path, market, extra = self._route(path)
-        query = encode_params(params)
-        if extra:
-            query = f"{extra}&{query}" if query else extra
-        if not signed:
-            return await self._send(method, base, path, market, query, False)
-        if self._signer is None:
+        if signed and self._signer is None:
             raise ValueError(
                 f"{market.value} {method} {path} needs a signature: "
                 "give the client api_secret= or signer="
             )
-        await self._ensure_time_synced(market)
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        call = _Call(method, base, path, market, clean, extra, signed)
+        if path == _ORDER_PATHS[market]:
+            if method == "POST":
+                return await self._place_order(call)
+            if method == "DELETE":
+                return await self._cancel_order(call)
+        if method == "GET":
+            return await self._with_retries(call)
+        return await self._attempt(call)
+
+    async def _with_retries(self, call: _Call) -> Any:
+        """Idempotent requests: retry what may succeed next time, a bounded number of times."""
+        async for attempt in stamina.retry_context(
+            on=_retryable,
+            attempts=self.retries + 1,
+            timeout=None,
+            wait_initial=self.retry_wait_initial,
+            wait_max=self.retry_wait_max,
+            wait_jitter=self.retry_wait_initial,
+        ):
+            with attempt:
+                if attempt.num > 1:
+                    self._retries += 1
+                return await self._attempt(call)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    async def _place_order(self, call: _Call) -> Any:
+        """Exactly-once placement: the same ``newClientOrderId`` on every try, and a
+        lookup before any resend."""
+        cid = str(call.params.get("newClientOrderId") or new_client_order_id())
+        call = attrs.evolve(call, params={**call.params, "newClientOrderId": cid})
+        last: BinanceError | None = None
+        for _ in range(self.order_attempts):
+            try:
+                return await self._attempt(call)
+            except BinanceTransportError as exc:
+                if _never_sent(exc):
+                    last = exc
+                    self._retries += 1
+                    continue
+                last = exc
+            except (BinanceServerError, BinanceResponseError) as exc:
+                if isinstance(exc, BinanceResponseError) and exc.status < 500:
+                    raise
+                last = exc
+            found = await self._find_order(call, {"origClientOrderId": cid}, last)
+            if found is not None:
+                return found
+            self._retries += 1  # the exchange does not have it: sending again is safe
+        assert last is not None
+        raise last
+
+    async def _cancel_order(self, call: _Call) -> Any:
+        """Cancel, and after an ambiguous failure ask the exchange before cancelling again."""
+        ident = {
+            k: call.params[k] for k in ("orderId", "origClientOrderId") if k in call.params
+        }
+        last: BinanceError | None = None
+        for _ in range(self.order_attempts):
+            try:
+                return await self._attempt(call)
+            except BinanceTransportError as exc:
+                last = exc
+                if _never_sent(exc):
+                    self._retries += 1
+                    continue
+            except (BinanceServerError, BinanceResponseError) as exc:
+                if isinstance(exc, BinanceResponseError) and exc.status < 500:
+                    raise
+                last = exc
+            found = await self._find_order(call, ident, last) if ident else None
+            if found is None:
+                raise last
+            if str(found.get("status")) in _CANCELLED_STATES:
+                return found
+            self._retries += 1  # still open: the cancel did not land
+        assert last is not None
+        raise last
+
+    async def _find_order(
+        self, call: _Call, ident: Mapping[str, object], cause: BinanceError
+    ) -> Any:
+        """The order as the exchange knows it, or None if it has no such order."""
+        self._order_lookups += 1
+        await trio.sleep(self.order_lookup_delay)  # let an in-flight order land first
+        lookup = _Call(
+            "GET",
+            call.base,
+            call.path,
+            call.market,
+            {"symbol": call.params.get("symbol"), **ident},
+            "",
+            True,
+        )
         try:
-            return await self._send(method, base, path, market, query, True)
+            return await self._with_retries(lookup)
         except BinanceAPIError as exc:
-            if exc.code != _INVALID_TIMESTAMP:
+            if exc.code == _NO_SUCH_ORDER:
+                return None
+            raise OrderStatusUnknownError(cause, ident, market=call.market.value) from exc
+        except BinanceError as exc:
+            raise OrderStatusUnknownError(cause, ident, market=call.market.value) from exc
+
+    async def _attempt(self, call: _Call) -> Any:
+        """One logical try: limits known, clock synced, one re-sync on -1021."""
+        await self._ensure_limits(call.market)
+        if call.signed:
+            await self._ensure_time_synced(call.market)
+        try:
+            return await self._send(call)
+        except BinanceAPIError as exc:
+            if not (call.signed and exc.code == _INVALID_TIMESTAMP):
                 raise
-            logger.info("%s %s %s: -1021, re-syncing the clock once", market.value, method, path)
-            await self.sync_time(market)
-            return await self._send(method, base, path, market, query, True)
+            logger.info(
+                "%s %s %s: -1021, re-syncing the clock once",
+                call.market.value,
+                call.method,
+                call.path,
+            )
+            await self.sync_time(call.market)
+            return await self._send(call)
+
+    async def _ensure_limits(self, market: Market) -> None:
+        limiter = self.limiter
+        if not limiter.needs_limits(market):
+            return
+        async with limiter.learn_lock(market):
+            if not limiter.needs_limits(market):
+                return
+            limits: MarketLimits | None = None
+            call = _Call("GET", self._bases[market], _INFO_PATHS[market], market, {}, "", False)
+            try:
+                info = await self._send(call)
+                limits = MarketLimits.from_exchange_info(info.get("rateLimits", ()))
+            except (BinanceError, ValueError, AttributeError, TypeError) as exc:
+                logger.warning(
+                    "could not learn %s rate limits (%s); using Binance's published ones",
+                    market.value,
+                    exc,
+                )
+            limiter.set_limits(market, limits)
 
     def _sign(self, query: str) -> tuple[str, str]:
         """Return (signed query, signature) for a query string."""
@@ -344,35 +527,168 @@ class BinanceClient:
         signature = self._signer.sign(payload)
         return f"{payload}&signature={signature}", signature
 
-    async def _send(
-        self, method: str, base: str, path: str, market: Market, query: str, signed: bool
-    ) -> Any:
+    async def _send(self, call: _Call) -> Any:
+        """One HTTP exchange, inside a rate-limiter reservation."""
         http = self._require_open()
-        signature = ""
-        if signed:
-            query, signature = self._sign(query)
-        url = f"{base}{path}?{query}" if query else f"{base}{path}"
-        if logger.isEnabledFor(logging.DEBUG):
-            shown = query.replace(signature, "<redacted>") if signature else query
-            logger.debug("%s %s %s%s", market.value, method, path, f"?{shown}" if shown else "")
+        market, method, path = call.market, call.method, call.path
+        weight = request_weight(market.value, method, path, call.str_params)
+        if counts_as_order(market.value, method, path):
+            await self._wait_for_order_budget(market)
+        await self.limiter.acquire(market, weight, self.server_time_ms, describe=(method, path))
+        charged: int | None = None
+        headers: httpx.Headers | None = None
         try:
-            response = await http.request(method, url)
-        except httpx.TimeoutException as exc:
-            raise BinanceTimeoutError(
-                f"no answer within {self.timeout} s ({type(exc).__name__})",
-                market=market.value,
-                method=method,
-                path=path,
-            ) from exc
-        except httpx.TransportError as exc:
-            raise BinanceTransportError(
-                f"request failed: {type(exc).__name__}: {_scrub(str(exc), signature)}",
-                market=market.value,
-                method=method,
-                path=path,
-            ) from exc
-        logger.debug("%s %s %s -> HTTP %d", market.value, method, path, response.status_code)
-        return _decode(response, market.value, method, path, signature)
+            query = encode_params(call.params)
+            if call.extra:
+                query = f"{call.extra}&{query}" if query else call.extra
+            signature = ""
+            if call.signed:
+                query, signature = self._sign(query)
+            url = f"{call.base}{path}?{query}" if query else f"{call.base}{path}"
+            if logger.isEnabledFor(logging.DEBUG):
+                shown = query.replace(signature, "<redacted>") if signature else query
+                logger.debug("%s %s %s%s", market.value, method, path, f"?{shown}" if shown else "")
+            self._requests += 1
+            try:
+                response = await http.request(method, url)
+            except httpx.TimeoutException as exc:
+                raise BinanceTimeoutError(
+                    f"no answer within {self.timeout} s ({type(exc).__name__})",
+                    market=market.value,
+                    method=method,
+                    path=path,
+                ) from exc
+            except httpx.TransportError as exc:
+                raise BinanceTransportError(
+                    f"request failed: {type(exc).__name__}: {_scrub(str(exc), signature)}",
+                    market=market.value,
+                    method=method,
+                    path=path,
+                ) from exc
+            headers = response.headers
+            ok = 200 <= response.status_code < 300
+            if ok and free_on_success(market.value, method, path):
+                charged = 0
+            logger.debug("%s %s %s -> HTTP %d", market.value, method, path, response.status_code)
+            self._note_order_counts(market, response.headers)
+            try:
+                return _decode(response, market.value, method, path, signature)
+            except BinanceBanError as exc:
+                until = exc.banned_until or self.server_time_ms() + int(
+                    1000 * (exc.retry_after or 120)
+                )
+                self.limiter.note_banned(market, until)
+                raise
+            except BinanceRateLimitError as exc:
+                self.limiter.note_rate_limited(market, exc.retry_after)
+                raise
+        finally:
+            self.limiter.release(
+                market,
+                weight,
+                charged=charged,
+                headers=headers,
+                server_now_ms=self.server_time_ms,
+            )
+
+    # -- order counts (per account) ------------------------------------------------
+
+    def _note_order_counts(self, market: Market, headers: httpx.Headers) -> None:
+        for name, value in headers.items():
+            lower = name.lower()
+            if not lower.startswith("x-mbx-order-count-"):
+                continue
+            interval = lower.rsplit("-", 1)[-1].upper()
+            try:
+                seconds = int(interval[:-1]) * _UNIT_SECONDS[interval[-1]]
+                count = int(value)
+            except (ValueError, KeyError, IndexError):
+                continue
+            index = self.server_time_ms() // (seconds * 1000)
+            self._order_counts[(market, seconds)] = (index, count)
+
+    async def _wait_for_order_budget(self, market: Market) -> None:
+        """Hold an order while a short ORDERS window (10 s, 1 min) is at its limit."""
+        limits = self.limiter.limits(market).orders or tuple(
+            (float(w), n) for w, n in DEFAULT_ORDER_LIMITS[market.value]
+        )
+        for window, limit in limits:
+            if window > 60:
+                continue  # a day's limit is the exchange's to enforce: waiting hours helps no one
+            seen = self._order_counts.get((market, int(window)))
+            if seen is None:
+                continue
+            now = self.server_time_ms()
+            index, count = seen
+            if index == now // int(window * 1000) and count >= limit:
+                await trio.sleep(((index + 1) * window * 1000 - now) / 1000.0)
+
+    # -- observing -----------------------------------------------------------------
+
+    def statistics(self) -> ClientStatistics:
+        """Requests, retries, order look-ups, order counts and the limiter's view."""
+        return ClientStatistics(
+            requests=self._requests,
+            retries=self._retries,
+            order_lookups=self._order_lookups,
+            order_counts={
+                f"{m.value}:{s}s": count for (m, s), (_, count) in self._order_counts.items()
+            },
+            limiter=self.limiter.statistics(),
+        )
+
+    stats = statistics
+
+
+@attrs.frozen
+class ClientStatistics:
+    """A snapshot of what a client did; ``limiter`` holds used weight, waits, 429s, 418s."""
+
+    requests: int
+    retries: int
+    order_lookups: int
+    order_counts: Mapping[str, int]
+    limiter: LimiterStatistics
+
+    def used_weight(self, market: Market | str) -> int:
+        """The weight used in the current window, as the limiter knows it."""
+        stats = self.limiter.markets.get(Market(market).value)
+        return stats.used_weight if stats is not None else 0
+
+
+@attrs.frozen
+class _Call:
+    """One logical request, kept whole so that retries resend exactly the same thing."""
+
+    method: str
+    base: str
+    path: str
+    market: Market
+    params: Mapping[str, object]
+    extra: str
+    signed: bool
+
+    @property
+    def str_params(self) -> dict[str, str]:
+        return {k: param_str(v) for k, v in self.params.items()}
+
+
+def new_client_order_id() -> str:
+    """A fresh ``newClientOrderId`` valid on every market (``^[.A-Z:/a-z0-9_-]{1,36}$``)."""
+    return f"aiocea-{secrets.token_hex(12)}"
+
+
+def _never_sent(exc: BinanceTransportError) -> bool:
+    """A connection that never opened cannot have placed anything."""
+    return isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, BinanceBanError):
+        return False
+    if isinstance(exc, BinanceTransportError | BinanceServerError | BinanceRateLimitError):
+        return True
+    return isinstance(exc, BinanceResponseError) and exc.status >= 500
 
 
 def _scrub(text: str, signature: str) -> str:

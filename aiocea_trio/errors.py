@@ -7,6 +7,8 @@ signature, so they never reach an exception.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = [
     "BinanceAPIError",
     "BinanceBanError",
@@ -18,6 +20,7 @@ __all__ = [
     "BinanceTransportError",
     "ClientNotOpenError",
     "InsecureTransportError",
+    "OrderStatusUnknownError",
 ]
 
 
@@ -139,3 +142,27 @@ class BinanceTransportError(_RequestError):
 
 class BinanceTimeoutError(BinanceTransportError, TimeoutError):
     """No answer within the client's timeout; for an order, its fate is unknown."""
+
+
+class OrderStatusUnknownError(BinanceError):
+    """An order request failed ambiguously and the order could not be looked up.
+
+    It may or may not be on the exchange: nothing was resent. Query it yourself
+    with ``identifiers`` (its ``origClientOrderId`` or ``orderId``) before acting.
+
+    Attributes:
+        cause: the ambiguous failure of the order request itself.
+        identifiers: how to find the order.
+    """
+
+    def __init__(
+        self, cause: BinanceError, identifiers: Mapping[str, object], *, market: str
+    ) -> None:
+        self.cause = cause
+        self.identifiers = dict(identifiers)
+        self.market = market
+        shown = ", ".join(f"{k}={v}" for k, v in self.identifiers.items())
+        super().__init__(
+            f"{market} order status unknown ({shown}) after: {cause}; "
+            "nothing was resent — query the order before acting"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import parse_qsl
 
 import httpx
@@ -23,10 +24,18 @@ from aiocea_trio.errors import (
     ClientNotOpenError,
     InsecureTransportError,
 )
+from aiocea_trio.limits import RateLimiter
 from aiocea_trio.signing import HmacSigner
 
 KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+
+
+def _client(*args: object, **kwargs: object) -> BinanceClient:
+    """A client that knows its limits already, so respx needs no exchangeInfo route."""
+    kwargs.setdefault("limiter", RateLimiter(learn_limits=False))
+    kwargs.setdefault("retries", 0)
+    return BinanceClient(*args, **kwargs)  # type: ignore[arg-type]
 
 
 def _split_signed(request: httpx.Request) -> tuple[str, str]:
@@ -54,7 +63,7 @@ async def test_path_prefix_picks_the_production_host(
     mock: respx.MockRouter, path: str, host: str
 ) -> None:
     route = mock.get(f"https://{host}{path}").respond(json={})
-    async with BinanceClient() as client:
+    async with _client() as client:
         assert await client.request("GET", path) == {}
     assert route.call_count == 1
 
@@ -69,14 +78,14 @@ async def test_path_prefix_picks_the_production_host(
 )
 async def test_testnet_hosts(mock: respx.MockRouter, path: str, url: str) -> None:
     route = mock.get(url).respond(json={})
-    async with BinanceClient(testnet=True) as client:
+    async with _client(testnet=True) as client:
         await client.request("get", path)
     assert route.call_count == 1
 
 
 async def test_base_url_sends_every_market_to_one_host(mock: respx.MockRouter) -> None:
     route = mock.route(host="127.0.0.1", port=8080).respond(json={"ok": 1})
-    async with BinanceClient(KEY, SECRET, base_url="http://127.0.0.1:8080/") as client:
+    async with _client(KEY, SECRET, base_url="http://127.0.0.1:8080/") as client:
         for path in ("/api/v3/ping", "/fapi/v1/ping", "/dapi/v1/ping"):
             assert await client.request("GET", path) == {"ok": 1}
         assert client.base_url_for("coinm") == "http://127.0.0.1:8080"
@@ -89,7 +98,7 @@ async def test_base_url_sends_every_market_to_one_host(mock: respx.MockRouter) -
 
 async def test_full_url_is_accepted_and_keeps_its_query(mock: respx.MockRouter) -> None:
     route = mock.get("https://dapi.binance.com/dapi/v1/klines").respond(json=[])
-    async with BinanceClient() as client:
+    async with _client() as client:
         await client.request(
             "GET", "https://dapi.binance.com/dapi/v1/klines?symbol=BTCUSD_PERP", {"limit": 1}
         )
@@ -97,7 +106,7 @@ async def test_full_url_is_accepted_and_keeps_its_query(mock: respx.MockRouter) 
 
 
 async def test_unknown_prefix_is_a_clear_error() -> None:
-    async with BinanceClient() as client:
+    async with _client() as client:
         with pytest.raises(ValueError, match="/fapi/"):
             await client.request("GET", "/v3/ping")
 
@@ -107,7 +116,7 @@ async def test_the_seed_base_url_constant_is_kept() -> None:
 
 
 async def test_using_the_client_outside_async_with_says_how() -> None:
-    client = BinanceClient()
+    client = _client()
     with pytest.raises(ClientNotOpenError, match="async with BinanceClient"):
         await client.request("GET", "/api/v3/ping")
     async with client:
@@ -116,7 +125,7 @@ async def test_using_the_client_outside_async_with_says_how() -> None:
 
 
 async def test_entering_twice_is_refused(mock: respx.MockRouter) -> None:
-    async with BinanceClient() as client:
+    async with _client() as client:
         with pytest.raises(RuntimeError, match="already open"):
             await client.__aenter__()
 
@@ -126,7 +135,7 @@ async def test_signed_request_follows_binance_rules(
 ) -> None:
     mock.get("https://api.binance.com/api/v3/time").respond(json={"serverTime": 1_700_000_000_000})
     route = mock.post("https://api.binance.com/api/v3/order").respond(json={"orderId": 1})
-    async with BinanceClient(KEY, SECRET, recv_window=7000) as client:
+    async with _client(KEY, SECRET, recv_window=7000) as client:
         await client.request(
             "POST",
             "/api/v3/order",
@@ -137,9 +146,13 @@ async def test_signed_request_follows_binance_rules(
     assert request.headers["X-MBX-APIKEY"] == KEY
     assert request.content == b""
     payload, signature = _split_signed(request)
-    assert payload.startswith(
+    # Order placement always carries a newClientOrderId (generated here), so that a
+    # retry after an ambiguous failure can look the order up instead of re-placing it.
+    assert re.fullmatch(
         "symbol=%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%94%EF%BC%95%EF%BC%96"
-        "&side=BUY&quantity=1&price=0.1&recvWindow=7000&timestamp="
+        r"&side=BUY&quantity=1&price=0\.1&newClientOrderId=aiocea-[0-9a-f]{24}"
+        r"&recvWindow=7000&timestamp=\d{13}",
+        payload,
     )
     assert signature == HmacSigner(SECRET).sign(payload)
     stamp = int(dict(parse_qsl(payload))["timestamp"])
@@ -157,7 +170,7 @@ async def test_time_sync_offset_and_periodic_resync(
 
     time_route = mock.get("https://fapi.binance.com/fapi/v1/time").mock(side_effect=server_time)
     order = mock.get("https://fapi.binance.com/fapi/v1/openOrders").respond(json=[])
-    client = BinanceClient(KEY, SECRET, time_sync_interval=60)
+    client = _client(KEY, SECRET, time_sync_interval=60)
     async with client:
         await client.request("GET", "/fapi/v1/openOrders", signed=True)
         assert client.time_offset_ms == 5_000
@@ -178,7 +191,7 @@ async def test_concurrent_first_signed_requests_sync_once(
         json={"serverTime": 1_700_000_000_000}
     )
     mock.get("https://dapi.binance.com/dapi/v1/account").respond(json={})
-    async with BinanceClient(KEY, SECRET) as client, trio.open_nursery() as nursery:
+    async with _client(KEY, SECRET) as client, trio.open_nursery() as nursery:
         for _ in range(5):
             nursery.start_soon(lambda: client.request("GET", "/dapi/v1/account", signed=True))
     assert time_route.call_count == 1
@@ -196,7 +209,7 @@ async def test_invalid_timestamp_resyncs_once_and_retries(
     route = mock.get("https://api.binance.com/api/v3/account").mock(
         side_effect=[stale, httpx.Response(200, json={"balances": []})]
     )
-    async with BinanceClient(KEY, SECRET) as client:
+    async with _client(KEY, SECRET) as client:
         assert await client.request("GET", "/api/v3/account", signed=True) == {"balances": []}
     assert route.call_count == 2
     assert time_route.call_count == 2  # the first sync, then one re-sync
@@ -209,7 +222,7 @@ async def test_a_second_invalid_timestamp_is_raised(
     route = mock.get("https://api.binance.com/api/v3/account").respond(
         400, json={"code": -1021, "msg": "outside of the recvWindow"}
     )
-    async with BinanceClient(KEY, SECRET) as client:
+    async with _client(KEY, SECRET) as client:
         with pytest.raises(BinanceAPIError) as info:
             await client.request("GET", "/api/v3/account", signed=True)
     assert info.value.code == -1021
@@ -217,7 +230,7 @@ async def test_a_second_invalid_timestamp_is_raised(
 
 
 async def test_signed_request_without_a_signer_is_refused() -> None:
-    async with BinanceClient(KEY) as client:
+    async with _client(KEY) as client:
         with pytest.raises(ValueError, match="api_secret= or signer="):
             await client.request("GET", "/api/v3/account", signed=True)
 
@@ -240,7 +253,7 @@ async def test_binance_error_payload(mock: respx.MockRouter) -> None:
     mock.get("https://fapi.binance.com/fapi/v1/klines").respond(
         400, json={"code": -1121, "msg": "Invalid symbol."}
     )
-    async with BinanceClient() as client:
+    async with _client() as client:
         with pytest.raises(BinanceAPIError) as info:
             await client.request("GET", "/fapi/v1/klines", {"symbol": "NOPE"})
     err = info.value
@@ -253,7 +266,7 @@ async def test_html_502_is_a_response_error_with_an_excerpt(mock: respx.MockRout
     mock.get("https://api.binance.com/api/v3/ping").respond(
         502, text="<html>\n<body>502 Bad Gateway</body></html>" + "x" * 1000
     )
-    async with BinanceClient() as client:
+    async with _client() as client:
         with pytest.raises(BinanceResponseError) as info:
             await client.request("GET", "/api/v3/ping")
     assert info.value.status == 502
@@ -264,7 +277,7 @@ async def test_html_502_is_a_response_error_with_an_excerpt(mock: respx.MockRout
 
 async def test_truncated_json_is_a_response_error(mock: respx.MockRouter) -> None:
     mock.get("https://api.binance.com/api/v3/time").respond(200, content=b'{"serverTime": 17')
-    async with BinanceClient() as client:
+    async with _client() as client:
         with pytest.raises(BinanceResponseError, match="HTTP 200"):
             await client.request("GET", "/api/v3/time")
 
@@ -292,7 +305,7 @@ async def test_status_specific_errors(
         mock.get("https://api.binance.com/api/v3/depth").respond(
             status, headers=headers, json=body
         )
-    async with BinanceClient() as client:
+    async with _client() as client:
         with pytest.raises(BinanceAPIError) as info:
             await client.request("GET", "/api/v3/depth", {"symbol": "BTCUSDT"})
     err = info.value
@@ -311,7 +324,7 @@ async def test_status_specific_errors(
 
 async def test_timeout_is_wrapped_with_the_request(mock: respx.MockRouter) -> None:
     mock.get("https://api.binance.com/api/v3/ping").mock(side_effect=httpx.ReadTimeout("slow"))
-    async with BinanceClient(timeout=2.5) as client:
+    async with _client(timeout=2.5) as client:
         with pytest.raises(BinanceTimeoutError) as info:
             await client.request("GET", "/api/v3/ping")
     assert isinstance(info.value, TimeoutError)
@@ -323,7 +336,7 @@ async def test_connection_refused_is_wrapped(mock: respx.MockRouter) -> None:
     mock.get("https://dapi.binance.com/dapi/v1/ping").mock(
         side_effect=httpx.ConnectError("Connection refused")
     )
-    async with BinanceClient() as client:
+    async with _client() as client:
         with pytest.raises(BinanceTransportError) as info:
             await client.request("GET", "/dapi/v1/ping")
     assert not isinstance(info.value, BinanceTimeoutError)
@@ -338,7 +351,7 @@ async def test_real_connection_refused_on_loopback() -> None:
     await sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     try:
-        async with BinanceClient(base_url=f"http://127.0.0.1:{port}") as client:
+        async with _client(base_url=f"http://127.0.0.1:{port}") as client:
             with pytest.raises(BinanceTransportError, match="ConnectError"):
                 await client.request("GET", "/api/v3/ping")
     finally:
@@ -363,7 +376,7 @@ async def test_secrets_never_appear_in_repr_logs_or_errors(
         return httpx.Response(400, json={"code": -1022, "msg": f"bad signature {signature}"})
 
     mock.get("https://api.binance.com/api/v3/account").mock(side_effect=echo)
-    client = BinanceClient(KEY, SECRET)
+    client = _client(KEY, SECRET)
     caplog.set_level(logging.DEBUG, logger="aiocea_trio")
     async with client:
         with pytest.raises(BinanceAPIError) as info:
@@ -393,6 +406,6 @@ def test_api_key_is_never_sent_over_plain_http_to_a_remote_host() -> None:
 
 
 async def test_full_plain_http_url_with_a_key_is_refused() -> None:
-    async with BinanceClient(KEY) as client:
+    async with _client(KEY) as client:
         with pytest.raises(InsecureTransportError):
             await client.request("GET", "http://example.com/api/v3/ping")

@@ -1,0 +1,344 @@
+"""A trio rate limiter that keeps a client under Binance's request-weight limits.
+
+Binance counts request weight per IP, per market, in fixed windows (one minute
+in production, aligned to the clock). The limiter reserves each request's weight
+before it is sent, waits for the next window when the budget is spent, and
+reconciles with the ``X-MBX-USED-WEIGHT-*`` header of every response, so weight
+used by other programs on the same IP is seen too. A 429 pauses the market for
+``Retry-After``; a 418 ban stops the market until the ban ends.
+
+Share one limiter between clients that share an IP: pass the same object as
+``BinanceClient(limiter=...)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable, Mapping
+
+import attrs
+import trio
+
+from .errors import BinanceBanError
+from .markets import Market
+from .weights import DEFAULT_WEIGHT_LIMITS
+
+__all__ = ["LimiterStatistics", "MarketLimits", "MarketStatistics", "RateLimiter"]
+
+_UNIT_SECONDS = {"S": 1, "M": 60, "H": 3600, "D": 86400}
+_INTERVAL_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+_WEIGHT_HEADER = "x-mbx-used-weight-"
+
+
+@attrs.frozen
+class MarketLimits:
+    """A market's request-weight budget: ``weight`` per ``window`` seconds.
+
+    ``orders`` are the per-account ORDERS limits as ``(window seconds, count)`` pairs.
+    """
+
+    weight: int
+    window: float = 60.0
+    orders: tuple[tuple[float, int], ...] = ()
+
+    @classmethod
+    def from_exchange_info(cls, rate_limits: Iterable[Mapping[str, object]]) -> MarketLimits:
+        """Read exchangeInfo's ``rateLimits`` (REQUEST_WEIGHT and ORDERS entries)."""
+        weight: MarketLimits | None = None
+        orders: list[tuple[float, int]] = []
+        for item in rate_limits:
+            seconds = _INTERVAL_SECONDS.get(str(item.get("interval")), 0) * int(
+                str(item.get("intervalNum", 1))
+            )
+            limit = int(str(item.get("limit", 0)))
+            if not seconds or limit <= 0:
+                continue
+            kind = item.get("rateLimitType")
+            if kind == "REQUEST_WEIGHT" and (weight is None or seconds < weight.window):
+                weight = cls(limit, float(seconds))
+            elif kind == "ORDERS":
+                orders.append((float(seconds), limit))
+        if weight is None:
+            raise ValueError("exchangeInfo has no REQUEST_WEIGHT limit")
+        return cls(weight.weight, weight.window, tuple(sorted(orders)))
+
+
+@attrs.frozen
+class MarketStatistics:
+    """What the limiter knows about one market right now."""
+
+    limit: int
+    window: float
+    learned: bool
+    used_weight: int
+    in_flight_weight: int
+    requests: int
+    waits: int
+    waited_seconds: float
+    rate_limited: int
+    banned: int
+    paused_until: float | None
+    banned_until_ms: int | None
+
+
+@attrs.frozen
+class LimiterStatistics:
+    """A snapshot of every market the limiter has seen."""
+
+    markets: Mapping[str, MarketStatistics]
+
+
+@attrs.define(eq=False)
+class _Budget:
+    limits: MarketLimits
+    learned: bool
+    explicit: bool
+    window_index: int = -1
+    committed: int = 0
+    server_seen: int = 0
+    in_flight: int = 0
+    paused_until: float = -math.inf  # trio time
+    banned_until_ms: int | None = None
+    requests: int = 0
+    waits: int = 0
+    waited: float = 0.0
+    rate_limited: int = 0
+    banned: int = 0
+    learn_lock: trio.Lock = attrs.Factory(trio.Lock)
+
+    @property
+    def used(self) -> int:
+        return max(self.committed, self.server_seen)
+
+
+class RateLimiter:
+    """Reserve request weight per market before sending; see the module docstring.
+
+    Args:
+        weight_limits: weight per window for some markets (``{"spot": 6000}``); these
+            override what exchangeInfo says. Others are learned or defaulted.
+        window: window length in seconds for explicit limits (Binance: 60).
+        learn_limits: read each market's limits from exchangeInfo on first use
+            (clients do this through ``learn``), falling back to Binance's
+            published numbers. Off, the published numbers are used.
+        headroom: fraction of each window's budget the limiter may spend; a little
+            below 1 leaves room for requests the limiter does not see.
+    """
+
+    def __init__(
+        self,
+        weight_limits: Mapping[str, int] | None = None,
+        *,
+        window: float = 60.0,
+        learn_limits: bool = True,
+        headroom: float = 1.0,
+    ) -> None:
+        if window <= 0:
+            raise ValueError(f"window must be positive, got {window}")
+        if not 0 < headroom <= 1:
+            raise ValueError(f"headroom must be in (0, 1], got {headroom}")
+        self._explicit = {Market(k): int(v) for k, v in (weight_limits or {}).items()}
+        self._window = float(window)
+        self.learn_limits = learn_limits
+        self.headroom = headroom
+        self._budgets: dict[Market, _Budget] = {}
+
+    def __repr__(self) -> str:
+        shown = {m.value: b.limits.weight for m, b in self._budgets.items()}
+        return f"RateLimiter(limits={shown}, learn_limits={self.learn_limits})"
+
+    def _budget(self, market: Market) -> _Budget:
+        budget = self._budgets.get(market)
+        if budget is None:
+            if market in self._explicit:
+                limits = MarketLimits(self._explicit[market], self._window)
+                budget = _Budget(limits, learned=False, explicit=True)
+            else:
+                limits = MarketLimits(DEFAULT_WEIGHT_LIMITS[market.value], 60.0)
+                budget = _Budget(limits, learned=not self.learn_limits, explicit=False)
+            self._budgets[market] = budget
+        return budget
+
+    # -- learning -------------------------------------------------------------------
+
+    def needs_limits(self, market: Market) -> bool:
+        """True until the market's limits were learned (or learning is off or overridden)."""
+        budget = self._budget(market)
+        return not (budget.learned or budget.explicit)
+
+    def learn_lock(self, market: Market) -> trio.Lock:
+        """Held while one client fetches exchangeInfo, so that the others do not."""
+        return self._budget(market).learn_lock
+
+    def set_limits(self, market: Market, limits: MarketLimits | None) -> None:
+        """Record learned limits; None means learning failed and the defaults stay."""
+        budget = self._budget(market)
+        if limits is not None and not budget.explicit:
+            budget.limits = limits
+            budget.window_index = -1
+        budget.learned = True
+
+    def limits(self, market: Market | str) -> MarketLimits:
+        """The limits in force for a market."""
+        return self._budget(Market(market)).limits
+
+    # -- the request path ---------------------------------------------------------
+
+    def _window_index(self, budget: _Budget, now_ms: int) -> int:
+        window_ms = budget.limits.window * 1000.0
+        # Roll a little after the exchange does: a few ms of clock offset must
+        # never let us count on a fresh window the exchange has not opened yet.
+        guard_ms = min(max(window_ms * 0.01, 10.0), 1000.0)
+        return int((now_ms - guard_ms) // window_ms)
+
+    def _roll(self, budget: _Budget, now_ms: int) -> None:
+        index = self._window_index(budget, now_ms)
+        if index != budget.window_index:
+            budget.window_index = index
+            budget.committed = 0
+            budget.server_seen = 0
+
+    async def acquire(
+        self,
+        market: Market,
+        weight: int,
+        server_now_ms: Callable[[], int],
+        *,
+        describe: tuple[str, str] = ("GET", "?"),
+    ) -> None:
+        """Wait until ``weight`` fits in the market's budget, then reserve it.
+
+        A checkpoint. Raises ``BinanceBanError`` without sending while the market
+        is banned. Every successful call must be followed by ``release``.
+        """
+        budget = self._budget(market)
+        capacity = max(1, int(budget.limits.weight * self.headroom))
+        weight = min(weight, capacity)  # a request larger than the budget waits for an empty window
+        waited_from: float | None = None
+        while True:
+            now_ms = server_now_ms()
+            if budget.banned_until_ms is not None:
+                if now_ms < budget.banned_until_ms:
+                    raise self._ban_error(market, budget.banned_until_ms, now_ms, describe)
+                budget.banned_until_ms = None
+            self._roll(budget, now_ms)
+            now = trio.current_time()
+            if now < budget.paused_until:
+                wake = budget.paused_until
+            elif budget.used + budget.in_flight + weight <= capacity:
+                break
+            else:
+                window_ms = budget.limits.window * 1000.0
+                next_index = budget.window_index + 1
+                guard_ms = min(max(window_ms * 0.01, 10.0), 1000.0)
+                wait_ms = next_index * window_ms + guard_ms - now_ms
+                wake = now + max(wait_ms, 1.0) / 1000.0
+            if waited_from is None:
+                waited_from = now
+                budget.waits += 1
+            await trio.sleep_until(wake)
+        if waited_from is not None:
+            budget.waited += trio.current_time() - waited_from
+        else:
+            await trio.lowlevel.checkpoint()
+        budget.in_flight += weight
+        budget.requests += 1
+
+    def release(
+        self,
+        market: Market,
+        reserved: int,
+        *,
+        charged: int | None,
+        headers: Mapping[str, str] | None,
+        server_now_ms: Callable[[], int],
+    ) -> None:
+        """Settle a reservation once the answer (or the failure) is known.
+
+        Args:
+            reserved: what ``acquire`` reserved.
+            charged: the weight the exchange counted, when known (None: assume
+                ``reserved``; a failed connection may still have been counted).
+            headers: the response headers, to reconcile with the exchange's own count.
+        """
+        budget = self._budget(market)
+        capacity = max(1, int(budget.limits.weight * self.headroom))
+        reserved = min(reserved, capacity)
+        budget.in_flight = max(0, budget.in_flight - reserved)
+        self._roll(budget, server_now_ms())
+        budget.committed += reserved if charged is None else charged
+        if headers is not None:
+            used = _used_weight(headers, budget.limits.window)
+            if used is not None:
+                budget.server_seen = max(budget.server_seen, used)
+
+    def note_rate_limited(self, market: Market, retry_after: float | None) -> None:
+        """A 429: pause every request to the market for ``Retry-After`` seconds."""
+        budget = self._budget(market)
+        budget.rate_limited += 1
+        pause = retry_after if retry_after is not None else budget.limits.window
+        budget.paused_until = max(budget.paused_until, trio.current_time() + pause)
+        budget.server_seen = budget.limits.weight
+
+    def note_banned(self, market: Market, banned_until_ms: int) -> None:
+        """A 418: nothing is sent to the market until the ban ends."""
+        budget = self._budget(market)
+        budget.banned += 1
+        budget.banned_until_ms = max(budget.banned_until_ms or 0, banned_until_ms)
+
+    def _ban_error(
+        self, market: Market, until_ms: int, now_ms: int, describe: tuple[str, str]
+    ) -> BinanceBanError:
+        when = dt.datetime.fromtimestamp(until_ms / 1000, dt.UTC).isoformat(timespec="seconds")
+        return BinanceBanError(
+            418,
+            -1003,
+            f"IP banned until {until_ms} ({when}); nothing is sent to this market before then",
+            retry_after=(until_ms - now_ms) / 1000.0,
+            banned_until=until_ms,
+            market=market.value,
+            method=describe[0],
+            path=describe[1],
+        )
+
+    # -- observing ------------------------------------------------------------------
+
+    def statistics(self) -> LimiterStatistics:
+        """A frozen snapshot: used weight, waits, 429s and 418s per market."""
+        markets = {}
+        for market, b in self._budgets.items():
+            markets[market.value] = MarketStatistics(
+                limit=b.limits.weight,
+                window=b.limits.window,
+                learned=b.learned and not b.explicit,
+                used_weight=b.used,
+                in_flight_weight=b.in_flight,
+                requests=b.requests,
+                waits=b.waits,
+                waited_seconds=b.waited,
+                rate_limited=b.rate_limited,
+                banned=b.banned,
+                paused_until=b.paused_until if b.paused_until > -math.inf else None,
+                banned_until_ms=b.banned_until_ms,
+            )
+        return LimiterStatistics(markets)
+
+
+def _used_weight(headers: Mapping[str, str], window: float) -> int | None:
+    """The used-weight header for our window (``X-MBX-USED-WEIGHT-1M``), else any of them."""
+    best: int | None = None
+    for name, value in headers.items():
+        lower = name.lower()
+        if not lower.startswith(_WEIGHT_HEADER):
+            continue
+        interval = lower[len(_WEIGHT_HEADER) :].upper()
+        try:
+            count = int(value)
+            seconds = int(interval[:-1]) * _UNIT_SECONDS[interval[-1]]
+        except (ValueError, KeyError, IndexError):
+            continue
+        if seconds == window:
+            return count
+        best = count if best is None else max(best, count)
+    return best
