@@ -1,0 +1,118 @@
+"""RateLimiter on its own: windows, reservations, header reconciliation, pauses and bans."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from aiocea_trio.errors import BinanceBanError
+from aiocea_trio.limits import MarketLimits, RateLimiter
+from aiocea_trio.markets import Market
+
+SPOT = Market.SPOT
+
+
+def now_ms() -> int:
+    # Windows are aligned to epoch multiples; trio time 0 is 1 s into a minute.
+    return int(1_699_999_981_000 + trio.current_time() * 1000)
+
+
+async def test_requests_within_the_budget_do_not_wait(autojump_clock: trio.testing.MockClock) -> None:
+    limiter = RateLimiter({"spot": 100}, window=10)
+    for _ in range(10):
+        await limiter.acquire(SPOT, 10, now_ms)
+        limiter.release(SPOT, 10, charged=None, headers=None, server_now_ms=now_ms)
+    assert trio.current_time() == 0
+    stats = limiter.statistics().markets["spot"]
+    assert (stats.used_weight, stats.waits, stats.requests) == (100, 0, 10)
+
+
+async def test_a_spent_budget_waits_for_the_next_window(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    limiter = RateLimiter({"spot": 100}, window=10)
+    await limiter.acquire(SPOT, 60, now_ms)
+    limiter.release(SPOT, 60, charged=None, headers=None, server_now_ms=now_ms)
+    await limiter.acquire(SPOT, 60, now_ms)
+    # The window ends 9 s later; the limiter rolls 1% (0.1 s) after the exchange does.
+    assert trio.current_time() == pytest.approx(9.1)
+    assert limiter.statistics().markets["spot"].waits == 1
+
+
+async def test_in_flight_reservations_count(autojump_clock: trio.testing.MockClock) -> None:
+    limiter = RateLimiter({"spot": 100}, window=10)
+    await limiter.acquire(SPOT, 70, now_ms)  # not released yet: still in flight
+    with trio.move_on_after(5) as scope:
+        await limiter.acquire(SPOT, 40, now_ms)
+    assert scope.cancelled_caught
+    assert limiter.statistics().markets["spot"].in_flight_weight == 70
+
+
+async def test_headers_reveal_weight_used_elsewhere(autojump_clock: trio.testing.MockClock) -> None:
+    limiter = RateLimiter({"spot": 100}, window=60)
+    await limiter.acquire(SPOT, 1, now_ms)
+    limiter.release(
+        SPOT, 1, charged=None, headers={"X-MBX-USED-WEIGHT-1M": "95"}, server_now_ms=now_ms
+    )
+    assert limiter.statistics().markets["spot"].used_weight == 95
+    await limiter.acquire(SPOT, 10, now_ms)
+    assert trio.current_time() == pytest.approx(59.6)
+
+
+async def test_free_requests_are_not_charged(autojump_clock: trio.testing.MockClock) -> None:
+    limiter = RateLimiter({"spot": 10}, window=10)
+    for _ in range(5):
+        await limiter.acquire(SPOT, 10, now_ms)
+        limiter.release(SPOT, 10, charged=0, headers=None, server_now_ms=now_ms)
+    assert trio.current_time() == 0
+
+
+async def test_pause_and_ban(autojump_clock: trio.testing.MockClock) -> None:
+    limiter = RateLimiter({"spot": 100}, window=10)
+    limiter.note_rate_limited(SPOT, 7)
+    await limiter.acquire(SPOT, 1, now_ms)
+    assert trio.current_time() >= 7
+    limiter.release(SPOT, 1, charged=None, headers=None, server_now_ms=now_ms)
+    until = now_ms() + 60_000
+    limiter.note_banned(SPOT, until)
+    with pytest.raises(BinanceBanError) as info:
+        await limiter.acquire(SPOT, 1, now_ms, describe=("GET", "/api/v3/ping"))
+    assert info.value.banned_until == until
+    assert info.value.retry_after == pytest.approx(60)
+    assert str(info.value).startswith("spot GET /api/v3/ping: HTTP 418")
+    await trio.sleep(60)
+    await limiter.acquire(SPOT, 1, now_ms)
+
+
+async def test_a_request_larger_than_the_budget_still_goes_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    limiter = RateLimiter({"spot": 10}, window=10)
+    await limiter.acquire(SPOT, 50, now_ms)
+    limiter.release(SPOT, 50, charged=None, headers=None, server_now_ms=now_ms)
+    assert limiter.statistics().markets["spot"].used_weight == 10
+
+
+def test_limits_from_exchange_info() -> None:
+    limits = MarketLimits.from_exchange_info(
+        [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 300000},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+        ]
+    )
+    assert limits == MarketLimits(6000, 60.0, ((10.0, 100), (86400.0, 200000)))
+    with pytest.raises(ValueError, match="REQUEST_WEIGHT"):
+        MarketLimits.from_exchange_info([])
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="window"):
+        RateLimiter(window=0)
+    with pytest.raises(ValueError, match="headroom"):
+        RateLimiter(headroom=1.5)
+    with pytest.raises(ValueError):
+        RateLimiter({"nasdaq": 5})
+    assert RateLimiter({"spot": 5}).limits("spot") == MarketLimits(5, 60.0)
