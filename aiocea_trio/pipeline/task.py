@@ -62,11 +62,6 @@ class TaskFailedError(Exception):
         self.task = task
 
 
-def _check_timeout(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be a positive number of seconds or None")
-
-
 @attrs.define(eq=False)
 class Task:
     """Base class of every task: subclass it and implement `run`.
@@ -79,7 +74,7 @@ class Task:
 
     client: Any = attrs.field(default=None, kw_only=True, repr=False)
     """Client used instead of the operator's one (several API keys in one pipeline)."""
-    timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
+    timeout: float | None = attrs.field(default=None, kw_only=True)
     """Seconds this task may run; past it the task fails with `TaskTimeoutError`."""
 
     state: TaskState = attrs.field(default=TaskState.PENDING, init=False)
@@ -89,6 +84,12 @@ class Task:
     """The exception `run` raised on the last execution (itself, never wrapped)."""
     started_at: float | None = attrs.field(default=None, init=False, repr=False)
     finished_at: float | None = attrs.field(default=None, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Checked here rather than by an attrs validator: a validator would make attrs
+        # hook every setattr, slowing down each outcome `execute` records.
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds or None")
 
     async def run(self, client: Any) -> Any:
         """Do the work and return the result; override this.
