@@ -430,6 +430,13 @@ async def test_an_operator_runs_once_at_a_time(autojump_clock: Any) -> None:
         await nursery.start(op.serve)
         with pytest.raises(RuntimeError, match="already running"):
             await op.run()
+
+        async def stream_too() -> None:
+            async with op.completed():
+                pass  # pragma: no cover
+
+        with pytest.raises(RuntimeError, match="already running"):
+            await stream_too()
         nursery.cancel_scope.cancel()
 
 

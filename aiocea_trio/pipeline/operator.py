@@ -226,6 +226,8 @@ class Operator:
         Leaving the block (normally, by `break`, or with an exception) cancels whatever is
         still running; exceptions from the block come out as they are, not in a group.
         """
+        if self._running:  # before the nursery, so that it is not wrapped in a group
+            raise RuntimeError("this Operator is already running")
         body_error: Exception | None = None
         async with trio.open_nursery() as nursery:
             channel = cast(CompletedChannel, await nursery.start(self.serve))
