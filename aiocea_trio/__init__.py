@@ -1,8 +1,8 @@
 """aiocea_trio: drive Binance REST APIs as composable trio tasks.
 
-The names below are the public API. The simulator (``SimExchange`` and its
-demo credentials) needs the ``sim`` extra and is imported on first use, so a
-plain install stays small.
+Every public name is importable from here. The simulator (``SimExchange`` and
+its demo credentials) needs the ``sim`` extra and is imported on first use, so
+a plain install stays small.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .client import BinanceClient as BinanceClient
+from .client import ClientStatistics as ClientStatistics
+from .client import new_client_order_id as new_client_order_id
 from .errors import BinanceAPIError as BinanceAPIError
 from .errors import BinanceBanError as BinanceBanError
 from .errors import BinanceError as BinanceError
@@ -20,11 +22,100 @@ from .errors import BinanceTimeoutError as BinanceTimeoutError
 from .errors import BinanceTransportError as BinanceTransportError
 from .errors import ClientNotOpenError as ClientNotOpenError
 from .errors import InsecureTransportError as InsecureTransportError
+from .errors import OrderStatusUnknownError as OrderStatusUnknownError
+from .history import Gap as Gap
+from .history import HistoryRows as HistoryRows
+from .history import Progress as Progress
+from .history import download_agg_trades as download_agg_trades
+from .history import download_funding_rates as download_funding_rates
+from .history import download_klines as download_klines
+from .history import download_klines_to_file as download_klines_to_file
+from .history import open_kline_stream as open_kline_stream
+from .limits import LimiterStatistics as LimiterStatistics
+from .limits import MarketLimits as MarketLimits
+from .limits import MarketStatistics as MarketStatistics
+from .limits import RateLimiter as RateLimiter
 from .markets import Market as Market
+from .pipeline import CompletedChannel as CompletedChannel
+from .pipeline import CompositeTask as CompositeTask
+from .pipeline import FunctionTask as FunctionTask
+from .pipeline import GatherTask as GatherTask
+from .pipeline import Operator as Operator
+from .pipeline import SerialTask as SerialTask
+from .pipeline import Task as Task
+from .pipeline import TaskFailedError as TaskFailedError
+from .pipeline import TaskQueue as TaskQueue
+from .pipeline import TaskRing as TaskRing
+from .pipeline import TaskSource as TaskSource
+from .pipeline import TaskStack as TaskStack
+from .pipeline import TaskState as TaskState
+from .pipeline import TaskTimeoutError as TaskTimeoutError
+from .pipeline import task_function as task_function
 from .signing import Ed25519Signer as Ed25519Signer
 from .signing import HmacSigner as HmacSigner
 from .signing import RsaSigner as RsaSigner
 from .signing import Signer as Signer
+from .tasks import BinanceTask as BinanceTask
+from .tasks import CoinMCancelOrder as CoinMCancelOrder
+from .tasks import CoinMFetchAccount as CoinMFetchAccount
+from .tasks import CoinMFetchAggTrades as CoinMFetchAggTrades
+from .tasks import CoinMFetchBalances as CoinMFetchBalances
+from .tasks import CoinMFetchBookTicker as CoinMFetchBookTicker
+from .tasks import CoinMFetchExchangeInfo as CoinMFetchExchangeInfo
+from .tasks import CoinMFetchFundingRate as CoinMFetchFundingRate
+from .tasks import CoinMFetchKline as CoinMFetchKline
+from .tasks import CoinMFetchOpenInterest as CoinMFetchOpenInterest
+from .tasks import CoinMFetchOpenOrders as CoinMFetchOpenOrders
+from .tasks import CoinMFetchOrderBook as CoinMFetchOrderBook
+from .tasks import CoinMFetchPositionRisk as CoinMFetchPositionRisk
+from .tasks import CoinMFetchPremiumIndex as CoinMFetchPremiumIndex
+from .tasks import CoinMFetchTicker as CoinMFetchTicker
+from .tasks import CoinMFetchTicker24h as CoinMFetchTicker24h
+from .tasks import CoinMFetchTrades as CoinMFetchTrades
+from .tasks import CoinMNewOrder as CoinMNewOrder
+from .tasks import CoinMPing as CoinMPing
+from .tasks import CoinMQueryOrder as CoinMQueryOrder
+from .tasks import CoinMServerTime as CoinMServerTime
+from .tasks import CoinMTestOrder as CoinMTestOrder
+from .tasks import SpotCancelOrder as SpotCancelOrder
+from .tasks import SpotFetchAccount as SpotFetchAccount
+from .tasks import SpotFetchAggTrades as SpotFetchAggTrades
+from .tasks import SpotFetchAvgPrice as SpotFetchAvgPrice
+from .tasks import SpotFetchBalances as SpotFetchBalances
+from .tasks import SpotFetchBookTicker as SpotFetchBookTicker
+from .tasks import SpotFetchExchangeInfo as SpotFetchExchangeInfo
+from .tasks import SpotFetchKline as SpotFetchKline
+from .tasks import SpotFetchOpenOrders as SpotFetchOpenOrders
+from .tasks import SpotFetchOrderBook as SpotFetchOrderBook
+from .tasks import SpotFetchTicker as SpotFetchTicker
+from .tasks import SpotFetchTicker24h as SpotFetchTicker24h
+from .tasks import SpotFetchTrades as SpotFetchTrades
+from .tasks import SpotNewOrder as SpotNewOrder
+from .tasks import SpotPing as SpotPing
+from .tasks import SpotQueryOrder as SpotQueryOrder
+from .tasks import SpotServerTime as SpotServerTime
+from .tasks import SpotTestOrder as SpotTestOrder
+from .tasks import UsdMCancelOrder as UsdMCancelOrder
+from .tasks import UsdMFetchAccount as UsdMFetchAccount
+from .tasks import UsdMFetchAggTrades as UsdMFetchAggTrades
+from .tasks import UsdMFetchBalances as UsdMFetchBalances
+from .tasks import UsdMFetchBookTicker as UsdMFetchBookTicker
+from .tasks import UsdMFetchExchangeInfo as UsdMFetchExchangeInfo
+from .tasks import UsdMFetchFundingRate as UsdMFetchFundingRate
+from .tasks import UsdMFetchKline as UsdMFetchKline
+from .tasks import UsdMFetchOpenInterest as UsdMFetchOpenInterest
+from .tasks import UsdMFetchOpenOrders as UsdMFetchOpenOrders
+from .tasks import UsdMFetchOrderBook as UsdMFetchOrderBook
+from .tasks import UsdMFetchPositionRisk as UsdMFetchPositionRisk
+from .tasks import UsdMFetchPremiumIndex as UsdMFetchPremiumIndex
+from .tasks import UsdMFetchTicker as UsdMFetchTicker
+from .tasks import UsdMFetchTicker24h as UsdMFetchTicker24h
+from .tasks import UsdMFetchTrades as UsdMFetchTrades
+from .tasks import UsdMNewOrder as UsdMNewOrder
+from .tasks import UsdMPing as UsdMPing
+from .tasks import UsdMQueryOrder as UsdMQueryOrder
+from .tasks import UsdMServerTime as UsdMServerTime
+from .tasks import UsdMTestOrder as UsdMTestOrder
 
 if TYPE_CHECKING:
     from .sim import DEMO_API_KEY as DEMO_API_KEY
@@ -54,15 +145,106 @@ __all__ = [
     "BinanceRateLimitError",
     "BinanceResponseError",
     "BinanceServerError",
+    "BinanceTask",
     "BinanceTimeoutError",
     "BinanceTransportError",
     "ClientNotOpenError",
+    "ClientStatistics",
+    "CoinMCancelOrder",
+    "CoinMFetchAccount",
+    "CoinMFetchAggTrades",
+    "CoinMFetchBalances",
+    "CoinMFetchBookTicker",
+    "CoinMFetchExchangeInfo",
+    "CoinMFetchFundingRate",
+    "CoinMFetchKline",
+    "CoinMFetchOpenInterest",
+    "CoinMFetchOpenOrders",
+    "CoinMFetchOrderBook",
+    "CoinMFetchPositionRisk",
+    "CoinMFetchPremiumIndex",
+    "CoinMFetchTicker",
+    "CoinMFetchTicker24h",
+    "CoinMFetchTrades",
+    "CoinMNewOrder",
+    "CoinMPing",
+    "CoinMQueryOrder",
+    "CoinMServerTime",
+    "CoinMTestOrder",
+    "CompletedChannel",
+    "CompositeTask",
     "Ed25519Signer",
+    "FunctionTask",
+    "Gap",
+    "GatherTask",
+    "HistoryRows",
     "HmacSigner",
     "InsecureTransportError",
+    "LimiterStatistics",
     "Market",
+    "MarketLimits",
+    "MarketStatistics",
+    "Operator",
+    "OrderStatusUnknownError",
+    "Progress",
+    "RateLimiter",
     "RsaSigner",
+    "SerialTask",
     "Signer",
     "SimExchange",
+    "SpotCancelOrder",
+    "SpotFetchAccount",
+    "SpotFetchAggTrades",
+    "SpotFetchAvgPrice",
+    "SpotFetchBalances",
+    "SpotFetchBookTicker",
+    "SpotFetchExchangeInfo",
+    "SpotFetchKline",
+    "SpotFetchOpenOrders",
+    "SpotFetchOrderBook",
+    "SpotFetchTicker",
+    "SpotFetchTicker24h",
+    "SpotFetchTrades",
+    "SpotNewOrder",
+    "SpotPing",
+    "SpotQueryOrder",
+    "SpotServerTime",
+    "SpotTestOrder",
+    "Task",
+    "TaskFailedError",
+    "TaskQueue",
+    "TaskRing",
+    "TaskSource",
+    "TaskStack",
+    "TaskState",
+    "TaskTimeoutError",
+    "UsdMCancelOrder",
+    "UsdMFetchAccount",
+    "UsdMFetchAggTrades",
+    "UsdMFetchBalances",
+    "UsdMFetchBookTicker",
+    "UsdMFetchExchangeInfo",
+    "UsdMFetchFundingRate",
+    "UsdMFetchKline",
+    "UsdMFetchOpenInterest",
+    "UsdMFetchOpenOrders",
+    "UsdMFetchOrderBook",
+    "UsdMFetchPositionRisk",
+    "UsdMFetchPremiumIndex",
+    "UsdMFetchTicker",
+    "UsdMFetchTicker24h",
+    "UsdMFetchTrades",
+    "UsdMNewOrder",
+    "UsdMPing",
+    "UsdMQueryOrder",
+    "UsdMServerTime",
+    "UsdMTestOrder",
     "__version__",
+    "download_agg_trades",
+    "download_funding_rates",
+    "download_klines",
+    "download_klines_to_file",
+    "new_client_order_id",
+    "open_kline_stream",
+    "task_function",
 ]

@@ -15,7 +15,7 @@ def test_every_exported_name_resolves() -> None:
 
 
 def test_public_names_of_the_core_modules_are_exported() -> None:
-    for module_name in ("errors", "signing", "client", "markets"):
+    for module_name in ("errors", "signing", "client", "markets", "limits", "pipeline", "tasks"):
         module = importlib.import_module(f"aiocea_trio.{module_name}")
         missing = set(module.__all__) - set(aiocea_trio.__all__)
         assert not missing, f"aiocea_trio.{module_name} exports {missing} but the package does not"
