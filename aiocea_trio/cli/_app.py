@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -14,6 +13,9 @@ import attrs
 import click
 import trio
 from rich.console import Console
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Progress_
+from rich.table import Table
 
 from ..client import BinanceClient
 from ..errors import (
@@ -23,6 +25,7 @@ from ..errors import (
     BinanceRateLimitError,
     BinanceTransportError,
 )
+from ..limits import RateLimiter
 from ..markets import Market
 
 T = TypeVar("T")
@@ -73,12 +76,19 @@ class Settings:
         return key or None, secret or None
 
     @asynccontextmanager
-    async def open_client(self, *, signed: bool = False) -> AsyncIterator[BinanceClient]:
-        """The client the options describe: the embedded simulator, a host, or Binance."""
+    async def open_client(
+        self, *, signed: bool = False, learn_limits: bool = False
+    ) -> AsyncIterator[BinanceClient]:
+        """The client the options describe: the embedded simulator, a host, or Binance.
+
+        One-shot commands skip learning the rate limits (a weight-20 exchangeInfo
+        call); downloads learn them, since they run near the limit.
+        """
+        limiter = RateLimiter(learn_limits=learn_limits)
         if self.sim:
             from ..sim import SimExchange
 
-            async with SimExchange().client() as client:
+            async with SimExchange().client(limiter=limiter) as client:
                 yield client
             return
         key, secret = self.credentials()
@@ -88,7 +98,7 @@ class Settings:
                 "(or --key-file), or use --sim"
             )
         async with BinanceClient(
-            key, secret, base_url=self.base_url, testnet=self.testnet
+            key, secret, base_url=self.base_url, testnet=self.testnet, limiter=limiter
         ) as client:
             yield client
 
@@ -237,5 +247,365 @@ def server_time(settings: Settings) -> None:
     console.print(f"this machine is {abs(offset)} ms {'behind' if offset >= 0 else 'ahead'}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    cli.main(args=sys.argv[1:], prog_name="aiocea-trio")
+_FAMILIES = {Market.SPOT: "Spot", Market.USDM: "UsdM", Market.COINM: "CoinM"}
+
+
+def _task_class(market: Market, name: str) -> Any:
+    """The catalog task ``<Family><name>`` for a market (e.g. ``UsdMFetchTicker24h``)."""
+    from .. import tasks
+
+    return getattr(tasks, f"{_FAMILIES[market]}{name}")
+
+
+def _symbols(values: Sequence[str]) -> list[str]:
+    out = [v.strip().upper() for v in values if v.strip()]
+    if not out:
+        raise click.UsageError("give at least one symbol, e.g. BTCUSDT")
+    return out
+
+
+def _ticker_table(market: Market, rows: Sequence[dict[str, Any]]) -> Table:
+    table = Table(title=f"{market.label} 24h tickers", title_justify="left")
+    for name in ("symbol", "last", "change %", "high", "low", "volume"):
+        table.add_column(name, justify="left" if name == "symbol" else "right")
+    for row in rows:
+        change = float(row.get("priceChangePercent", 0) or 0)
+        colour = "green" if change >= 0 else "red"
+        table.add_row(
+            str(row["symbol"]),
+            str(row["lastPrice"]),
+            f"[{colour}]{change:+.2f}[/]",
+            str(row["highPrice"]),
+            str(row["lowPrice"]),
+            str(row["volume"]),
+        )
+    return table
+
+
+def _one(result: Any) -> dict[str, Any]:
+    """COIN-M answers ticker requests with a list even for one symbol."""
+    if isinstance(result, list):
+        if not result:
+            raise ValueError("the exchange returned no ticker")
+        return dict(result[0])
+    return dict(result)
+
+
+@cli.command()
+@click.argument("symbols", nargs=-1, required=True)
+@pass_settings
+def ticker(settings: Settings, symbols: tuple[str, ...]) -> None:
+    """24-hour ticker of one or more SYMBOLS, fetched at once."""
+    from ..pipeline import GatherTask
+
+    names = _symbols(symbols)
+    cls = _task_class(settings.market, "FetchTicker24h")
+    gather = GatherTask(*(cls(symbol=s) for s in names))
+
+    async def go() -> list[Any]:
+        async with settings.open_client() as client:
+            await gather.execute(client, raise_errors=True)
+            return list(gather.result)
+
+    results = run_trio(settings, go)
+    console.print(_ticker_table(settings.market, [_one(r) for r in results]))
+
+
+@cli.command()
+@click.argument("symbol")
+@click.option("--limit", default=10, show_default=True, help="Price levels per side.")
+@pass_settings
+def depth(settings: Settings, symbol: str, limit: int) -> None:
+    """The order book of SYMBOL: best bids and asks."""
+    cls = _task_class(settings.market, "FetchOrderBook")
+    task = cls(symbol=symbol.upper(), limit=limit)
+
+    async def go() -> dict[str, Any]:
+        async with settings.open_client() as client:
+            await task.execute(client, raise_errors=True)
+            return dict(task.result)
+
+    book = run_trio(settings, go)
+    title = f"{settings.market.label} {symbol.upper()} order book"
+    table = Table(title=title, title_justify="left")
+    for name in ("bid qty", "bid", "ask", "ask qty"):
+        table.add_column(name, justify="right")
+    bids, asks = book.get("bids", []), book.get("asks", [])
+    for i in range(max(len(bids), len(asks))):
+        bid = bids[i] if i < len(bids) else ["", ""]
+        ask = asks[i] if i < len(asks) else ["", ""]
+        table.add_row(bid[1], f"[green]{bid[0]}[/]", f"[red]{ask[0]}[/]", ask[1])
+    console.print(table)
+
+
+@cli.command()
+@click.argument("symbol")
+@click.argument("interval")
+@click.option("--start", required=True, help="Epoch ms or ISO date/time (UTC), inclusive.")
+@click.option("--end", default=None, help="Epoch ms or ISO date/time (UTC), exclusive [now].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="CSV file (appended to and resumed), or .parquet when pyarrow is installed.",
+)
+@click.option("--concurrency", default=8, show_default=True, help="Pages in flight.")
+@pass_settings
+def klines(
+    settings: Settings,
+    symbol: str,
+    interval: str,
+    start: str,
+    end: str | None,
+    output: Path,
+    concurrency: int,
+) -> None:
+    """Download SYMBOL's INTERVAL klines from --start to --end into a file."""
+    from ..history import Progress, download_klines, download_klines_to_file, interval_ms, to_ms
+
+    try:
+        interval_ms(interval)
+        lo = to_ms(start)
+        hi = to_ms(end) if end is not None else None
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    parquet = output.suffix.lower() == ".parquet"
+    if parquet:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise click.BadParameter(
+                "writing Parquet needs pyarrow (pip install pyarrow); or use a .csv file",
+                param_hint="--output",
+            ) from None
+    progress = Progress()
+
+    async def go() -> int:
+        async with settings.open_client(learn_limits=True) as client:
+            stop = hi if hi is not None else client.server_time_ms()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_show_progress, progress, nursery.cancel_scope)
+                if parquet:
+                    rows = await download_klines(
+                        client, symbol.upper(), interval, lo, stop,
+                        market=settings.market, max_concurrency=concurrency, progress=progress,
+                    )
+                    await trio.to_thread.run_sync(_write_parquet, output, rows)
+                    written = len(rows)
+                else:
+                    written = await download_klines_to_file(
+                        client, output, symbol.upper(), interval, lo, stop,
+                        market=settings.market, max_concurrency=concurrency, progress=progress,
+                    )
+                nursery.cancel_scope.cancel()
+            return written
+
+    written = run_trio(settings, go)
+    console.print(
+        f"{written} rows written to {output} "
+        f"({progress.pages_done} pages, {progress.weight} weight)"
+    )
+
+
+async def _show_progress(progress: Any, scope: trio.CancelScope) -> None:
+    """A rich progress bar that redraws from the shared Progress object."""
+    with Progress_(
+        TextColumn("[bold]klines"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} pages"),
+        TextColumn("{task.fields[rows]} rows"),
+        TextColumn("{task.fields[weight]} weight"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        handle = bar.add_task("klines", total=None, rows=0, weight=0)
+        while True:
+            bar.update(
+                handle,
+                total=progress.pages_total or None,
+                completed=progress.pages_done,
+                rows=progress.rows,
+                weight=progress.weight,
+            )
+            await trio.sleep(0.1)
+
+
+def _write_parquet(path: Path, rows: Sequence[Sequence[Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..history import KLINE_COLUMNS
+
+    columns: list[list[Any]] = [[row[i] for row in rows] for i in range(len(KLINE_COLUMNS))]
+    table = pa.table(dict(zip(KLINE_COLUMNS, columns, strict=True)))
+    pq.write_table(table, path)
+
+
+@cli.command()
+@click.argument("symbols", nargs=-1, required=True)
+@click.option("--every", default="1s", show_default=True, help="Refresh period, e.g. 500ms, 2s.")
+@click.option("--rounds", type=int, default=None, help="Stop after this many refreshes.")
+@pass_settings
+def watch(settings: Settings, symbols: tuple[str, ...], every: str, rounds: int | None) -> None:
+    """A live table of SYMBOLS' tickers: a TaskRing of GatherTasks, one per period."""
+    from rich.live import Live
+
+    from ..pipeline import GatherTask, Operator, TaskRing
+
+    names = _symbols(symbols)
+    period = _parse_period(every)
+    cls = _task_class(settings.market, "FetchTicker24h")
+    ring = TaskRing(iter_num=rounds, iter_interval=period)
+    ring += GatherTask(*(cls(symbol=s) for s in names))
+
+    async def go() -> int:
+        shown = 0
+        async with settings.open_client() as client:
+            with Live(console=console, auto_refresh=False) as live:
+                async with Operator(client).add_queue(ring).completed() as finished:
+                    async for task in finished:
+                        if task.error is not None:
+                            raise task.error
+                        live.update(
+                            _ticker_table(settings.market, [_one(r) for r in task.result]),
+                            refresh=True,
+                        )
+                        shown += 1
+        return shown
+
+    run_trio(settings, go)
+
+
+def _parse_period(text: str) -> float:
+    value = text.strip().lower()
+    try:
+        if value.endswith("ms"):
+            seconds = float(value[:-2]) / 1000
+        elif value.endswith("s"):
+            seconds = float(value[:-1])
+        elif value.endswith("m"):
+            seconds = float(value[:-1]) * 60
+        else:
+            seconds = float(value)
+    except ValueError:
+        raise click.BadParameter(f"not a period: {text!r} (use 500ms, 1s, 2m)") from None
+    if seconds < 0:
+        raise click.BadParameter("the period must not be negative")
+    return seconds
+
+
+@cli.command()
+@click.option("--rounds", default=3, show_default=True, help="Rounds of the seed's endless rings.")
+@pass_settings
+def demo(settings: Settings, rounds: int) -> None:
+    """The original aiocea's five examples, end to end, with task trees and results."""
+    from functools import partial
+
+    from .. import demo as examples
+
+    def out(text: str) -> None:
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    async def go() -> None:
+        async with settings.open_client() as client:
+            for number, (title, example) in enumerate(examples.EXAMPLES, 1):
+                console.rule(f"[bold]{number}. {title}")
+                if example in (examples.ticker_every_second, examples.ticker_and_time_every_second):
+                    await partial(example, rounds=rounds)(client, out)
+                else:
+                    await example(client, out)
+
+    run_trio(settings, go)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, help="0 picks a free port.")
+@click.option("--weight-window", type=float, default=60.0, show_default=True,
+              help="Seconds in a rate-limit window (Binance: 60).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Market data seed.")
+@pass_settings
+def sim(settings: Settings, host: str, port: int, weight_window: float, seed: int) -> None:
+    """Serve the Binance-compatible simulator on HOST:PORT until Ctrl-C."""
+    from ..sim import DEMO_API_KEY, DEMO_API_SECRET, SimExchange
+
+    async def go() -> None:
+        exchange = SimExchange(seed=seed, weight_window=weight_window)
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(exchange.serve, host, port)
+            console.print(f"simulator serving spot, USDⓈ-M and COIN-M at {url}")
+            console.print(f"demo account: BINANCE_API_KEY={DEMO_API_KEY}")
+            console.print(f"              BINANCE_API_SECRET={DEMO_API_SECRET}")
+            console.print(f"try: aiocea-trio --base-url {url} ticker BTCUSDT   (Ctrl-C stops)")
+
+    run_trio(settings, go)
+
+
+@cli.command()
+@pass_settings
+def account(settings: Settings) -> None:
+    """Balances of the account the keys belong to (signed)."""
+    cls = _task_class(settings.market, "FetchBalances")
+    task = cls(omitZeroBalances=True)
+
+    async def go() -> list[dict[str, Any]]:
+        async with settings.open_client(signed=True) as client:
+            await task.execute(client, raise_errors=True)
+            return list(task.result)
+
+    balances = run_trio(settings, go)
+    table = Table(title=f"{settings.market.label} balances", title_justify="left")
+    keys = [k for k in ("asset", "free", "locked", "balance", "availableBalance")
+            if balances and k in balances[0]]
+    for key in keys:
+        table.add_column(key, justify="left" if key == "asset" else "right")
+    for row in balances:
+        table.add_row(*(str(row.get(k, "")) for k in keys))
+    console.print(table)
+
+
+@cli.command()
+@click.argument("side", type=click.Choice(["BUY", "SELL"], case_sensitive=False))
+@click.argument("symbol")
+@click.argument("quantity")
+@click.option("--price", default=None, help="Limit price; without it the order is MARKET.")
+@click.option("--tif", default="GTC", show_default=True, help="Time in force for LIMIT orders.")
+@click.option("--yes", is_flag=True, help="Place it without asking.")
+@pass_settings
+def order(
+    settings: Settings,
+    side: str,
+    symbol: str,
+    quantity: str,
+    price: str | None,
+    tif: str,
+    yes: bool,
+) -> None:
+    """Place one order (signed). Asks for confirmation unless --yes."""
+    cls = _task_class(settings.market, "NewOrder")
+    params: dict[str, Any] = {"symbol": symbol.upper(), "side": side.upper(), "quantity": quantity}
+    if price is None:
+        params["type"] = "MARKET"
+    else:
+        params.update(type="LIMIT", price=price, timeInForce=tif.upper())
+    try:
+        task = cls(**params)
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    what = f"{task} (client order id {task.newClientOrderId})"
+    if not yes and not click.confirm(f"Place {what} on {settings.market.label}?", default=False):
+        err_console.print("not placed")
+        raise SystemExit(1)
+
+    async def go() -> dict[str, Any]:
+        async with settings.open_client(signed=True) as client:
+            await task.execute(client, raise_errors=True)
+            return dict(task.result)
+
+    placed = run_trio(settings, go)
+    console.print(
+        f"placed: order {placed.get('orderId')} {placed.get('status', '')} "
+        f"(client order id {placed.get('clientOrderId', task.newClientOrderId)})"
+    )

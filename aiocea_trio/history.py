@@ -1,0 +1,628 @@
+"""Bulk history: klines, aggregate trades and funding rates over any time range.
+
+Pages are fetched concurrently, each inside the client's rate limiter, and
+handed on strictly in time order. The page size is the one that buys the most
+rows per unit of request weight (on futures the largest page is not the
+cheapest per row). Adjacent pages are checked for continuity: a real gap in
+the exchange's data (no trading, an outage, a symbol not yet listed) is
+reported, never filled in, and no row is ever duplicated.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import csv
+import datetime as dt
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final, Protocol, TypeVar
+
+import attrs
+import trio
+
+from .markets import Market
+from .weights import request_weight
+
+__all__ = [
+    "Gap",
+    "HistoryRows",
+    "Progress",
+    "best_kline_page_size",
+    "download_agg_trades",
+    "download_funding_rates",
+    "download_klines",
+    "download_klines_to_file",
+    "interval_ms",
+    "open_kline_stream",
+    "to_ms",
+]
+
+logger = logging.getLogger("aiocea_trio.history")
+
+Row = list[Any]
+T = TypeVar("T")
+
+_INTERVAL_MS: Final = {
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+    "3d": 259_200_000,
+    "1w": 604_800_000,
+}
+_WEEK_OFFSET_MS: Final = 4 * 86_400_000  # 1970-01-01 was a Thursday; Binance weeks start Monday
+_KLINE_PATHS: Final = {
+    Market.SPOT: "/api/v3/klines",
+    Market.USDM: "/fapi/v1/klines",
+    Market.COINM: "/dapi/v1/klines",
+}
+_MAX_KLINE_LIMIT: Final = {Market.SPOT: 1000, Market.USDM: 1500, Market.COINM: 1500}
+_AGG_PATHS: Final = {
+    Market.SPOT: "/api/v3/aggTrades",
+    Market.USDM: "/fapi/v1/aggTrades",
+    Market.COINM: "/dapi/v1/aggTrades",
+}
+_FUNDING_PATHS: Final = {Market.USDM: "/fapi/v1/fundingRate", Market.COINM: "/dapi/v1/fundingRate"}
+_HOUR_MS: Final = 3_600_000
+
+
+class _Requester(Protocol):
+    async def request(
+        self, method: str, path: str, params: Any = None, *, signed: bool = False
+    ) -> Any: ...
+
+
+@attrs.frozen
+class Gap:
+    """Open times ``[start, end)`` in which the exchange has no rows."""
+
+    start: int
+    end: int
+
+
+class HistoryRows(list[Row]):
+    """The rows, in time order, plus the gaps the exchange's data has in the range."""
+
+    gaps: list[Gap]
+
+    def __init__(self, rows: Sequence[Row] = (), gaps: Sequence[Gap] = ()) -> None:
+        super().__init__(rows)
+        self.gaps = list(gaps)
+
+
+@attrs.define
+class Progress:
+    """Updated in place while a download runs (a progress bar reads it)."""
+
+    pages_total: int = 0
+    pages_done: int = 0
+    rows: int = 0
+    weight: int = 0
+
+
+def to_ms(value: int | float | str | dt.datetime | dt.date) -> int:
+    """Epoch milliseconds from epoch ms, a datetime, a date or an ISO 8601 text.
+
+    Naive datetimes and dates are taken as UTC (Binance's time zone).
+
+    Raises:
+        ValueError: a text that is not a date, or a negative time.
+    """
+    if isinstance(value, bool):
+        raise TypeError("a time cannot be a bool")
+    if isinstance(value, int | float):
+        ms = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            ms = int(text)
+        else:
+            try:
+                parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(
+                    f"not a time: {value!r} (use epoch ms or ISO 8601, e.g. 2024-01-31 or "
+                    "2024-01-31T12:00:00Z)"
+                ) from None
+            return to_ms(parsed)
+    elif isinstance(value, dt.datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        ms = int(aware.timestamp() * 1000)
+    elif isinstance(value, dt.date):
+        ms = calendar.timegm(value.timetuple()) * 1000
+    else:
+        raise TypeError(f"not a time: {value!r}")
+    if ms < 0:
+        raise ValueError(f"a time must not be before 1970: {value!r}")
+    return ms
+
+
+def interval_ms(interval: str) -> int | None:
+    """Length of a kline interval in ms; None for ``1M`` (calendar months)."""
+    if interval == "1M":
+        return None
+    try:
+        return _INTERVAL_MS[interval]
+    except KeyError:
+        allowed = " ".join([*_INTERVAL_MS, "1M"])
+        raise ValueError(f"interval must be one of {allowed}; got {interval!r}") from None
+
+
+def _grid_start(interval: str, t: int) -> int:
+    """The first candle open time at or after ``t``."""
+    if interval == "1M":
+        day = dt.datetime.fromtimestamp(t / 1000, dt.UTC)
+        month = dt.datetime(day.year, day.month, 1, tzinfo=dt.UTC)
+        if month.timestamp() * 1000 < t:
+            month = _add_month(month)
+        return int(month.timestamp() * 1000)
+    size = _INTERVAL_MS[interval]
+    offset = _WEEK_OFFSET_MS if interval == "1w" else 0
+    return -(-(t - offset) // size) * size + offset
+
+
+def _add_month(when: dt.datetime) -> dt.datetime:
+    return when.replace(year=when.year + when.month // 12, month=when.month % 12 + 1)
+
+
+def _next_open(interval: str, t: int) -> int:
+    size = interval_ms(interval)
+    if size is not None:
+        return t + size
+    return int(_add_month(dt.datetime.fromtimestamp(t / 1000, dt.UTC)).timestamp() * 1000)
+
+
+@functools.cache
+def best_kline_page_size(market: Market | str) -> int:
+    """The ``limit`` that buys the most kline rows per unit of weight (ties: the larger)."""
+    market = Market(market)
+    path = _KLINE_PATHS[market]
+
+    def rows_per_weight(limit: int) -> float:
+        weight = request_weight(market.value, "GET", path, {"limit": str(limit)})
+        return limit / max(weight, 1)
+
+    return max(range(1, _MAX_KLINE_LIMIT[market] + 1), key=lambda n: (rows_per_weight(n), n))
+
+
+def _kline_pages(interval: str, start: int, end: int, page: int) -> list[tuple[int, int, int]]:
+    """``(startTime, endTime, limit)`` per page covering open times in ``[start, end)``."""
+    pages: list[tuple[int, int, int]] = []
+    size = interval_ms(interval)
+    first = _grid_start(interval, start)
+    if size is not None:
+        count = max(0, -(-(end - first) // size))
+        for i in range(0, count, page):
+            n = min(page, count - i)
+            lo = first + i * size
+            pages.append((lo, min(lo + n * size, end) - 1, n))
+        return pages
+    opens: list[int] = []
+    t = first
+    while t < end:
+        opens.append(t)
+        t = _next_open(interval, t)
+    for i in range(0, len(opens), page):
+        chunk = opens[i : i + page]
+        pages.append((chunk[0], min(_next_open(interval, chunk[-1]), end) - 1, len(chunk)))
+    return pages
+
+
+async def _ordered_pages(
+    fetch: Callable[[int], Awaitable[T]],
+    count: int,
+    send: trio.MemorySendChannel[T],
+    *,
+    max_concurrency: int,
+) -> None:
+    """Fetch pages ``0..count-1`` concurrently; send each result in page order.
+
+    At most ``max_concurrency`` pages are fetched or waiting to be sent at once,
+    so memory stays bounded however long the history.
+    """
+    slots = trio.Semaphore(max_concurrency)
+    done: dict[int, trio.Event] = {}
+    results: dict[int, T] = {}
+
+    async def one(index: int) -> None:
+        results[index] = await fetch(index)
+        done[index].set()
+
+    with send:
+        async with trio.open_nursery() as nursery:
+
+            async def emit() -> None:
+                for index in range(count):
+                    await done_event(index).wait()
+                    rows = results.pop(index)
+                    done.pop(index)
+                    slots.release()
+                    await send.send(rows)
+
+            def done_event(index: int) -> trio.Event:
+                return done.setdefault(index, trio.Event())
+
+            nursery.start_soon(emit)
+            for index in range(count):
+                await slots.acquire()
+                done_event(index)
+                nursery.start_soon(one, index)
+
+
+@asynccontextmanager
+async def open_kline_stream(
+    client: _Requester,
+    symbol: str,
+    interval: str,
+    start: int | float | str | dt.datetime | dt.date,
+    end: int | float | str | dt.datetime | dt.date,
+    *,
+    market: Market | str = Market.SPOT,
+    page_size: int | None = None,
+    max_concurrency: int = 8,
+    progress: Progress | None = None,
+    gaps: list[Gap] | None = None,
+) -> AsyncIterator[trio.MemoryReceiveChannel[list[Row]]]:
+    """Stream klines with open time in ``[start, end)`` as batches of rows, in order.
+
+    ``async with open_kline_stream(...) as batches: async for rows in batches:``.
+    Leaving the block early cancels the fetches still running. Gaps found in the
+    exchange's data are appended to ``gaps`` (and logged) as they are found.
+
+    Args:
+        page_size: rows per request; by default the cheapest per row for the market.
+        max_concurrency: pages in flight (and buffered) at most.
+    """
+    market = Market(market)
+    if not symbol:
+        raise ValueError("symbol must not be empty")
+    lo, hi = to_ms(start), to_ms(end)
+    if lo > hi:
+        raise ValueError(f"start ({lo}) is after end ({hi})")
+    interval_ms(interval)  # validates
+    limit = page_size or best_kline_page_size(market)
+    if not 1 <= limit <= _MAX_KLINE_LIMIT[market]:
+        raise ValueError(f"page_size must be in 1..{_MAX_KLINE_LIMIT[market]}; got {limit}")
+    if max_concurrency < 1:
+        raise ValueError("max_concurrency must be at least 1")
+    pages = _kline_pages(interval, lo, hi, limit)
+    progress = progress if progress is not None else Progress()
+    progress.pages_total += len(pages)
+    found = gaps if gaps is not None else []
+    path = _KLINE_PATHS[market]
+
+    async def fetch(index: int) -> list[Row]:
+        page_start, page_end, n = pages[index]
+        params = {
+            "symbol": symbol,
+            "interval": interval,
+            "startTime": page_start,
+            "endTime": page_end,
+            "limit": n,
+        }
+        rows: list[Row] = await client.request("GET", path, params)
+        progress.weight += request_weight(market.value, "GET", path, {"limit": str(n)})
+        return [r for r in rows if page_start <= int(r[0]) <= page_end and int(r[0]) < hi]
+
+    send, receive = trio.open_memory_channel[list[Row]](0)
+    checked_send, checked_receive = trio.open_memory_channel[list[Row]](0)
+
+    async def check() -> None:
+        """Continuity across the whole stream: report gaps, drop duplicates."""
+        expected = _grid_start(interval, lo)
+        with checked_send, receive:
+            async for rows in receive:
+                out: list[Row] = []
+                for row in rows:
+                    open_time = int(row[0])
+                    if open_time < expected:
+                        continue  # a duplicate of a row already sent
+                    if open_time > expected:
+                        _report(found, Gap(expected, open_time), symbol, interval)
+                    out.append(row)
+                    expected = _next_open(interval, open_time)
+                progress.pages_done += 1
+                progress.rows += len(out)
+                await checked_send.send(out)
+            if expected < hi and pages:
+                _report(found, Gap(expected, hi), symbol, interval, trailing=True)
+
+    with _one_error():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                functools.partial(
+                    _ordered_pages, fetch, len(pages), send, max_concurrency=max_concurrency
+                )
+            )
+            nursery.start_soon(check)
+            with checked_receive:
+                yield checked_receive
+            nursery.cancel_scope.cancel()
+
+
+@contextlib.contextmanager
+def _one_error() -> Iterator[None]:
+    """Concurrency is internal here: a lone error comes out as itself, not in a group.
+
+    Several simultaneous errors stay grouped, so that none is lost.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
+def _report(
+    found: list[Gap], gap: Gap, symbol: str, interval: str, *, trailing: bool = False
+) -> None:
+    found.append(gap)
+    logger.warning(
+        "%s %s: no klines from %d to %d%s",
+        symbol,
+        interval,
+        gap.start,
+        gap.end,
+        " (end of range: not traded yet, or the candle has not opened)" if trailing else "",
+    )
+
+
+async def download_klines(
+    client: _Requester,
+    symbol: str,
+    interval: str,
+    start: int | float | str | dt.datetime | dt.date,
+    end: int | float | str | dt.datetime | dt.date,
+    *,
+    market: Market | str = Market.SPOT,
+    page_size: int | None = None,
+    max_concurrency: int = 8,
+    progress: Progress | None = None,
+) -> HistoryRows:
+    """All klines (Binance's 12-field rows) with open time in ``[start, end)``, in order.
+
+    ``start``/``end`` take epoch ms, datetimes, dates or ISO texts (UTC unless
+    they say otherwise). The result's ``gaps`` lists stretches with no rows.
+    """
+    gaps: list[Gap] = []
+    rows: list[Row] = []
+    async with open_kline_stream(
+        client,
+        symbol,
+        interval,
+        start,
+        end,
+        market=market,
+        page_size=page_size,
+        max_concurrency=max_concurrency,
+        progress=progress,
+        gaps=gaps,
+    ) as batches:
+        async for batch in batches:
+            rows.extend(batch)
+    return HistoryRows(rows, gaps)
+
+
+async def download_klines_to_file(
+    client: _Requester,
+    path: str | Path,
+    symbol: str,
+    interval: str,
+    start: int | float | str | dt.datetime | dt.date,
+    end: int | float | str | dt.datetime | dt.date,
+    *,
+    market: Market | str = Market.SPOT,
+    max_concurrency: int = 8,
+    progress: Progress | None = None,
+) -> int:
+    """Append klines to a CSV file, resuming after the last row already in it.
+
+    The file holds Binance's 12 columns with a header line. Writing happens in a
+    worker thread, batch by batch, so memory stays flat. Returns the number of
+    rows written by this call.
+    """
+    target = Path(path)
+    lo = to_ms(start)
+    last = await trio.to_thread.run_sync(_last_open_time, target)
+    if last is not None:
+        lo = max(lo, _next_open(interval, last))
+    hi = to_ms(end)
+    if lo >= hi:
+        return 0
+    written = 0
+    handle = await trio.to_thread.run_sync(_open_csv, target)
+    try:
+        async with open_kline_stream(
+            client,
+            symbol,
+            interval,
+            lo,
+            hi,
+            market=market,
+            max_concurrency=max_concurrency,
+            progress=progress,
+        ) as batches:
+            async for batch in batches:
+                await trio.to_thread.run_sync(_write_rows, handle, batch)
+                written += len(batch)
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(handle.close)
+    return written
+
+
+KLINE_COLUMNS: Final = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+)
+
+
+def _last_open_time(path: Path) -> int | None:
+    """The open time of the last data row of a CSV, reading only its tail."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 4096))
+        tail = f.read().decode().strip().splitlines()
+    for line in reversed(tail):
+        head = line.split(",", 1)[0]
+        if head.isdigit():
+            return int(head)
+    return None
+
+
+def _open_csv(path: Path) -> Any:
+    new = not path.exists() or path.stat().st_size == 0
+    handle = path.open("a", newline="")
+    if new:
+        csv.writer(handle).writerow(KLINE_COLUMNS)
+    return handle
+
+
+def _write_rows(handle: Any, rows: list[Row]) -> None:
+    csv.writer(handle).writerows(rows)
+    handle.flush()
+
+
+async def download_agg_trades(
+    client: _Requester,
+    symbol: str,
+    start: int | float | str | dt.datetime | dt.date,
+    end: int | float | str | dt.datetime | dt.date,
+    *,
+    market: Market | str = Market.SPOT,
+    max_concurrency: int = 4,
+    progress: Progress | None = None,
+) -> HistoryRows:
+    """Aggregate trades with time in ``[start, end)``, in order, each once.
+
+    Binance allows at most an hour per time-range query, so the range is cut in
+    hours fetched concurrently; within an hour, pages follow by ``fromId``.
+    """
+    market = Market(market)
+    lo, hi = to_ms(start), to_ms(end)
+    if lo > hi:
+        raise ValueError(f"start ({lo}) is after end ({hi})")
+    path = _AGG_PATHS[market]
+    slices = [(t, min(t + _HOUR_MS, hi)) for t in range(lo, hi, _HOUR_MS)]
+    progress = progress if progress is not None else Progress()
+    progress.pages_total += len(slices)
+    weight = request_weight(market.value, "GET", path, {"limit": "1000"})
+
+    async def fetch(index: int) -> list[dict[str, Any]]:
+        s_lo, s_hi = slices[index]
+        params: dict[str, object] = {
+            "symbol": symbol,
+            "startTime": s_lo,
+            "endTime": s_hi - 1,
+            "limit": 1000,
+        }
+        out: list[dict[str, Any]] = []
+        while True:
+            page: list[dict[str, Any]] = await client.request("GET", path, params)
+            progress.weight += weight
+            out.extend(t for t in page if s_lo <= int(t["T"]) < s_hi)
+            if len(page) < 1000 or int(page[-1]["T"]) >= s_hi:
+                break
+            params = {"symbol": symbol, "fromId": int(page[-1]["a"]) + 1, "limit": 1000}
+        return out
+
+    rows: list[Any] = []
+    send, receive = trio.open_memory_channel[list[dict[str, Any]]](0)
+    with _one_error():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                functools.partial(
+                    _ordered_pages, fetch, len(slices), send, max_concurrency=max_concurrency
+                )
+            )
+            await _collect_trades(receive, rows, progress)
+    return HistoryRows(rows)
+
+
+async def _collect_trades(
+    receive: trio.MemoryReceiveChannel[list[dict[str, Any]]],
+    rows: list[Any],
+    progress: Progress,
+) -> None:
+    """Keep each aggregate trade once, in id order, across hour boundaries."""
+    last_id = -1
+    with receive:
+        async for batch in receive:
+            for trade in batch:
+                if int(trade["a"]) > last_id:
+                    rows.append(trade)
+                    last_id = int(trade["a"])
+            progress.pages_done += 1
+            progress.rows = len(rows)
+
+
+async def download_funding_rates(
+    client: _Requester,
+    symbol: str,
+    start: int | float | str | dt.datetime | dt.date,
+    end: int | float | str | dt.datetime | dt.date,
+    *,
+    market: Market | str = Market.USDM,
+    progress: Progress | None = None,
+) -> HistoryRows:
+    """Funding-rate history with ``fundingTime`` in ``[start, end)``, in order.
+
+    Funding happens every few hours, so a page of 1000 covers most of a year:
+    pages follow one another by time.
+    """
+    market = Market(market)
+    if market not in _FUNDING_PATHS:
+        raise ValueError("funding rates exist on the futures markets only (usdm, coinm)")
+    lo, hi = to_ms(start), to_ms(end)
+    path = _FUNDING_PATHS[market]
+    progress = progress if progress is not None else Progress()
+    rows: list[Any] = []
+    cursor = lo
+    while cursor < hi:
+        page: list[dict[str, Any]] = await client.request(
+            "GET", path, {"symbol": symbol, "startTime": cursor, "endTime": hi - 1, "limit": 1000}
+        )
+        progress.pages_done += 1
+        progress.weight += request_weight(market.value, "GET", path, {"limit": "1000"})
+        fresh = [r for r in page if cursor <= int(r["fundingTime"]) < hi]
+        rows.extend(fresh)
+        progress.rows = len(rows)
+        if len(page) < 1000 or not fresh:
+            break
+        cursor = int(fresh[-1]["fundingTime"]) + 1
+    return HistoryRows(rows)
