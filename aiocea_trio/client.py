@@ -228,6 +228,14 @@ class BinanceClient:
         )
 
     @property
+    def http_client(self) -> httpx.AsyncClient:
+        """The pooled ``httpx.AsyncClient`` (for public files such as Binance's archives).
+
+        It carries the API key as a default header: strip it for other hosts.
+        """
+        return self._require_open()
+
+    @property
     def is_open(self) -> bool:
         return self._http is not None
 

@@ -24,6 +24,13 @@ from typing import Any, Final, Protocol, TypeVar
 import attrs
 import trio
 
+from .archives import (
+    DEFAULT_ARCHIVE_URL,
+    ArchiveFile,
+    ArchiveNotFoundError,
+    load_klines,
+    plan_kline_archives,
+)
 from .markets import Market
 from .weights import request_weight
 
@@ -111,6 +118,9 @@ class Progress:
     pages_done: int = 0
     rows: int = 0
     weight: int = 0
+    archives_total: int = 0
+    archives_done: int = 0
+    archive_rows: int = 0
 
 
 def to_ms(value: int | float | str | dt.datetime | dt.date) -> int:
@@ -275,6 +285,9 @@ async def open_kline_stream(
     max_concurrency: int = 8,
     progress: Progress | None = None,
     gaps: list[Gap] | None = None,
+    source: str = "auto",
+    archive_url: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> AsyncIterator[trio.MemoryReceiveChannel[list[Row]]]:
     """Stream klines with open time in ``[start, end)`` as batches of rows, in order.
 
@@ -284,7 +297,15 @@ async def open_kline_stream(
 
     Args:
         page_size: rows per request; by default the cheapest per row for the market.
-        max_concurrency: pages in flight (and buffered) at most.
+        max_concurrency: pages and archive files in flight (and buffered) at most.
+        source: ``"auto"`` takes every complete month, then every complete day,
+            before today from Binance's zip archives (no request weight) and the
+            rest from the REST API; ``"rest"`` and ``"archive"`` force one path.
+            A missing archive falls back to REST for exactly its span (``"archive"``
+            raises ``ArchiveNotFoundError`` instead).
+        archive_url: the archive root; by default the client's ``base_url`` when it
+            has one (the simulator serves archives too), else data.binance.vision.
+        cache_dir: keep verified archives here; a cached file is never downloaded again.
     """
     market = Market(market)
     if not symbol:
@@ -298,14 +319,57 @@ async def open_kline_stream(
         raise ValueError(f"page_size must be in 1..{_MAX_KLINE_LIMIT[market]}; got {limit}")
     if max_concurrency < 1:
         raise ValueError("max_concurrency must be at least 1")
-    pages = _kline_pages(interval, lo, hi, limit)
+    if source not in ("auto", "rest", "archive"):
+        raise ValueError(f"source must be 'auto', 'rest' or 'archive'; got {source!r}")
+    http = getattr(client, "http_client", None) if source != "rest" else None
+    if source == "archive" and http is None:
+        raise ValueError("source='archive' needs a BinanceClient (archives are fetched over HTTP)")
+    files: list[ArchiveFile] = []
+    rest_from = lo
+    if http is not None:
+        today = client.server_time_ms()  # type: ignore[attr-defined]
+        files, rest_from = plan_kline_archives(
+            market, symbol, interval, lo, hi, today - today % 86_400_000
+        )
+        if source == "archive" and rest_from < hi:
+            raise ArchiveNotFoundError(
+                f"{symbol} {interval} from {rest_from} (today's data is not archived yet)"
+            )
+        base_url = getattr(client, "base_url", None)
+        root = archive_url or base_url or DEFAULT_ARCHIVE_URL
+    pages = _kline_pages(interval, rest_from, hi, limit)
     progress = progress if progress is not None else Progress()
     progress.pages_total += len(pages)
+    progress.archives_total += len(files)
     found = gaps if gaps is not None else []
     path = _KLINE_PATHS[market]
+    cache = Path(cache_dir) if cache_dir is not None else None
+
+    async def fetch_archive_file(file: ArchiveFile) -> list[Row]:
+        assert http is not None
+        rows = await load_klines(http, root, file, cache_dir=cache)
+        if rows is None:
+            if source == "archive":
+                raise ArchiveNotFoundError(file.name)
+            logger.info("%s not published: the REST API serves its span", file.name)
+            rest = await download_klines(
+                client, symbol, interval, file.start, file.end, market=market,
+                page_size=page_size, max_concurrency=max_concurrency, source="rest",
+            )
+            progress.weight += sum(
+                request_weight(market.value, "GET", path, {"limit": str(limit)})
+                for _ in _kline_pages(interval, file.start, file.end, limit)
+            )
+            rows = list(rest)
+        else:
+            progress.archive_rows += len(rows)
+        progress.archives_done += 1
+        return rows
 
     async def fetch(index: int) -> list[Row]:
-        page_start, page_end, n = pages[index]
+        if index < len(files):
+            return await fetch_archive_file(files[index])
+        page_start, page_end, n = pages[index - len(files)]
         params = {
             "symbol": symbol,
             "interval": interval,
@@ -315,6 +379,7 @@ async def open_kline_stream(
         }
         rows: list[Row] = await client.request("GET", path, params)
         progress.weight += request_weight(market.value, "GET", path, {"limit": str(n)})
+        progress.pages_done += 1
         return [r for r in rows if page_start <= int(r[0]) <= page_end and int(r[0]) < hi]
 
     send, receive = trio.open_memory_channel[list[Row]](0)
@@ -334,17 +399,20 @@ async def open_kline_stream(
                         _report(found, Gap(expected, open_time), symbol, interval)
                     out.append(row)
                     expected = _next_open(interval, open_time)
-                progress.pages_done += 1
                 progress.rows += len(out)
                 await checked_send.send(out)
-            if expected < hi and pages:
+            if expected < hi and (pages or files):
                 _report(found, Gap(expected, hi), symbol, interval, trailing=True)
 
     with _one_error():
         async with trio.open_nursery() as nursery:
             nursery.start_soon(
                 functools.partial(
-                    _ordered_pages, fetch, len(pages), send, max_concurrency=max_concurrency
+                    _ordered_pages,
+                    fetch,
+                    len(files) + len(pages),
+                    send,
+                    max_concurrency=max_concurrency,
                 )
             )
             nursery.start_soon(check)
@@ -400,11 +468,16 @@ async def download_klines(
     page_size: int | None = None,
     max_concurrency: int = 8,
     progress: Progress | None = None,
+    source: str = "auto",
+    archive_url: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> HistoryRows:
     """All klines (Binance's 12-field rows) with open time in ``[start, end)``, in order.
 
     ``start``/``end`` take epoch ms, datetimes, dates or ISO texts (UTC unless
     they say otherwise). The result's ``gaps`` lists stretches with no rows.
+    ``source``, ``archive_url`` and ``cache_dir`` are as in ``open_kline_stream``:
+    by default whole past months and days come from Binance's zip archives.
     """
     gaps: list[Gap] = []
     rows: list[Row] = []
@@ -419,6 +492,9 @@ async def download_klines(
         max_concurrency=max_concurrency,
         progress=progress,
         gaps=gaps,
+        source=source,
+        archive_url=archive_url,
+        cache_dir=cache_dir,
     ) as batches:
         async for batch in batches:
             rows.extend(batch)
@@ -436,6 +512,9 @@ async def download_klines_to_file(
     market: Market | str = Market.SPOT,
     max_concurrency: int = 8,
     progress: Progress | None = None,
+    source: str = "auto",
+    archive_url: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> int:
     """Append klines to a CSV file, resuming after the last row already in it.
 
@@ -463,6 +542,9 @@ async def download_klines_to_file(
             market=market,
             max_concurrency=max_concurrency,
             progress=progress,
+            source=source,
+            archive_url=archive_url,
+            cache_dir=cache_dir,
         ) as batches:
             async for batch in batches:
                 await trio.to_thread.run_sync(_write_rows, handle, batch)

@@ -31,3 +31,15 @@ def test_examples_run(page: Path) -> None:
         compiled = compile(code, f"{page.name}[block {number}]", "exec")
         with contextlib.redirect_stdout(out):
             exec(compiled, namespace)
+
+
+def test_api_reference_is_current() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_api", ROOT / "docs" / "gen_api.py")
+    assert spec is not None
+    assert spec.loader is not None
+    gen_api = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen_api)
+    current = (ROOT / "docs" / "api.md").read_text()
+    assert gen_api.render() == current, "docs/api.md is stale: run python docs/gen_api.py"

@@ -1,0 +1,284 @@
+"""Binance's public zip archives (data.binance.vision): history that costs no request weight.
+
+Binance publishes klines and aggregate trades as monthly and daily zip files,
+each with a ``.CHECKSUM`` (sha256) beside it. This module plans which files
+cover a time range, fetches them (streamed, checksum-verified, optionally
+cached), and parses them in a worker thread into the same rows the REST API
+returns, so that an archive download and a REST download are identical.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import logging
+import os
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import httpx
+import stamina
+import trio
+
+from .errors import BinanceError
+from .markets import Market
+
+__all__ = [
+    "DEFAULT_ARCHIVE_URL",
+    "ArchiveChecksumError",
+    "ArchiveFile",
+    "ArchiveNotFoundError",
+    "fetch_archive",
+    "load_klines",
+    "parse_agg_trades_csv",
+    "parse_klines_csv",
+    "plan_kline_archives",
+]
+
+logger = logging.getLogger("aiocea_trio.archives")
+
+DEFAULT_ARCHIVE_URL: Final = "https://data.binance.vision"
+_MARKET_DIRS: Final = {
+    Market.SPOT: "spot",
+    Market.USDM: "futures/um",
+    Market.COINM: "futures/cm",
+}
+_DAY_MS: Final = 86_400_000
+_MICROSECOND_DIGITS: Final = 16
+
+
+class ArchiveChecksumError(BinanceError):
+    """An archive's sha256 does not match its ``.CHECKSUM``: it is never used."""
+
+    def __init__(self, name: str, expected: str, actual: str) -> None:
+        self.name = name
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"archive {name} failed its checksum (expected sha256 {expected[:16]}…, got "
+            f"{actual[:16]}…): not used; delete any cached copy and try again"
+        )
+
+
+class ArchiveNotFoundError(BinanceError):
+    """``source="archive"`` was asked for a span that has no published archive."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"archive {name} is not published (yet): use source='auto' to let the REST API "
+            "serve that span"
+        )
+
+
+@attrs.frozen
+class ArchiveFile:
+    """One zip file and the open times ``[start, end)`` it covers."""
+
+    path: str  # below the archive root, e.g. "/data/spot/monthly/klines/..."
+    start: int
+    end: int
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def _month_start(year: int, month: int) -> int:
+    return int(dt.datetime(year, month, 1, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def _next_month(year: int, month: int) -> tuple[int, int]:
+    return (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+def plan_kline_archives(
+    market: Market | str,
+    symbol: str,
+    interval: str,
+    start: int,
+    end: int,
+    today_start: int,
+) -> tuple[list[ArchiveFile], int]:
+    """The archive files for ``[start, end)``, and where the REST tail begins.
+
+    Whole months that ended before ``today_start`` come from monthly files, then
+    whole days before it from daily files; everything from the returned
+    boundary on (today, or the range's end) is for the REST API.
+    """
+    market = Market(market)
+    name = "1mo" if interval == "1M" else interval
+    base = f"/data/{_MARKET_DIRS[market]}"
+    files: list[ArchiveFile] = []
+    cursor = start
+    when = dt.datetime.fromtimestamp(start / 1000, dt.UTC)
+    year, month = when.year, when.month
+    # A month of 1s candles is 2.6 million rows: daily files keep memory bounded.
+    while interval != "1s":
+        lo = _month_start(year, month)
+        hi = _month_start(*_next_month(year, month))
+        if hi > today_start or lo >= end:
+            break
+        stem = f"{symbol}-{name}-{year:04d}-{month:02d}"
+        path = f"{base}/monthly/klines/{symbol}/{name}/{stem}.zip"
+        files.append(ArchiveFile(path, max(lo, start), min(hi, end)))
+        cursor = min(hi, end)
+        year, month = _next_month(year, month)
+    if interval != "1M":  # monthly candles only come in monthly files
+        day = cursor - cursor % _DAY_MS
+        while day + _DAY_MS <= today_start and day < end and cursor < end:
+            date = dt.datetime.fromtimestamp(day / 1000, dt.UTC).date()
+            stem = f"{symbol}-{name}-{date.isoformat()}"
+            files.append(
+                ArchiveFile(
+                    f"{base}/daily/klines/{symbol}/{name}/{stem}.zip",
+                    max(day, cursor),
+                    min(day + _DAY_MS, end),
+                )
+            )
+            day += _DAY_MS
+            cursor = min(day, end)
+    return files, cursor
+
+
+def _strip_key(request: httpx.Request) -> httpx.Request:
+    """Archives are public: the API key never goes to the archive host."""
+    if "X-MBX-APIKEY" in request.headers:
+        del request.headers["X-MBX-APIKEY"]
+    return request
+
+
+async def _get(http: httpx.AsyncClient, url: str) -> tuple[int, bytes, str]:
+    """Stream one file; returns (status, body, sha256 hex of the body)."""
+    async for attempt in stamina.retry_context(
+        on=httpx.TransportError, attempts=4, timeout=None, wait_initial=0.2, wait_max=5.0
+    ):
+        with attempt:
+            request = _strip_key(http.build_request("GET", url))
+            response = await http.send(request, stream=True)
+            try:
+                if response.status_code != 200:
+                    await response.aread()
+                    if response.status_code >= 500:
+                        response.raise_for_status()
+                    return response.status_code, b"", ""
+                digest = hashlib.sha256()
+                chunks = []
+                async for chunk in response.aiter_bytes():
+                    digest.update(chunk)
+                    chunks.append(chunk)
+                return 200, b"".join(chunks), digest.hexdigest()
+            finally:
+                await response.aclose()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def fetch_archive(
+    http: httpx.AsyncClient,
+    root: str,
+    file: ArchiveFile,
+    *,
+    cache_dir: Path | None = None,
+) -> bytes | None:
+    """The verified zip bytes of ``file``, or None when it is not published (404).
+
+    With ``cache_dir`` a verified file is kept there, and a cached file is used
+    without any download.
+
+    Raises:
+        ArchiveChecksumError: the bytes do not match the published sha256.
+    """
+    cached = cache_dir / file.path.lstrip("/") if cache_dir is not None else None
+    if cached is not None and await trio.Path(cached).exists():
+        return await trio.Path(cached).read_bytes()
+    url = f"{root.rstrip('/')}{file.path}"
+    status, body, actual = await _get(http, url)
+    if status != 200:
+        if status != 404:
+            logger.warning("archive %s: HTTP %d; the REST API serves this span", file.name, status)
+        return None
+    status, checksum, _ = await _get(http, url + ".CHECKSUM")
+    if status != 200:
+        logger.warning("archive %s has no CHECKSUM; the REST API serves this span", file.name)
+        return None
+    expected = checksum.decode("ascii", "replace").split()[0].lower() if checksum.strip() else ""
+    if expected != actual:
+        raise ArchiveChecksumError(file.name, expected, actual)
+    if cached is not None:
+        await trio.to_thread.run_sync(_store, cached, body)
+    return body
+
+
+def _store(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _csv_rows(data: bytes) -> list[list[str]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = [n for n in archive.namelist() if n.endswith(".csv")]
+        if len(names) != 1:
+            raise ValueError(f"expected one CSV in the archive, found {names}")
+        text = archive.read(names[0]).decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    if rows and rows[0] and not rows[0][0].strip().isdigit():
+        rows = rows[1:]  # futures files may start with a header line
+    return [r for r in rows if r]
+
+
+def _to_ms(value: str) -> int:
+    """Open/close times: milliseconds, or microseconds (16 digits) in spot files from 2025 on."""
+    number = int(value)
+    return number // 1000 if len(value.strip()) >= _MICROSECOND_DIGITS else number
+
+
+def parse_klines_csv(data: bytes) -> list[list[Any]]:
+    """A klines zip as REST rows: ints for times and counts, strings for the rest. Blocking."""
+    out: list[list[Any]] = []
+    for r in _csv_rows(data):
+        out.append(
+            [_to_ms(r[0]), r[1], r[2], r[3], r[4], r[5], _to_ms(r[6]), r[7], int(r[8]),
+             r[9], r[10], r[11] if len(r) > 11 else "0"]
+        )
+    return out
+
+
+def parse_agg_trades_csv(data: bytes) -> list[dict[str, Any]]:
+    """An aggTrades zip as REST objects (``a p q f l T m`` plus spot's ``M``). Blocking."""
+    out: list[dict[str, Any]] = []
+    for r in _csv_rows(data):
+        trade: dict[str, Any] = {
+            "a": int(r[0]),
+            "p": r[1],
+            "q": r[2],
+            "f": int(r[3]),
+            "l": int(r[4]),
+            "T": _to_ms(r[5]),
+            "m": r[6].strip().lower() == "true",
+        }
+        if len(r) > 7:
+            trade["M"] = r[7].strip().lower() == "true"
+        out.append(trade)
+    return out
+
+
+async def load_klines(
+    http: httpx.AsyncClient,
+    root: str,
+    file: ArchiveFile,
+    *,
+    cache_dir: Path | None = None,
+) -> list[list[Any]] | None:
+    """Fetch, verify and parse one klines archive, keeping rows in its span; None if absent."""
+    data = await fetch_archive(http, root, file, cache_dir=cache_dir)
+    if data is None:
+        return None
+    rows: Sequence[list[Any]] = await trio.to_thread.run_sync(parse_klines_csv, data)
+    return [r for r in rows if file.start <= r[0] < file.end]
