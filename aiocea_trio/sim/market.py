@@ -1,0 +1,589 @@
+"""Deterministic market data: candles, trades, depth and tickers as pure functions of time.
+
+How it stays consistent and cheap:
+
+- Prices are integer ticks, volumes integer lot steps (quote volume: 1e-8 units), so aggregates
+  are exact.
+- Each day of a symbol is generated top down. The day's open and close come from a smooth
+  closed-form "anchor" path (octaves of hashed value noise over days, shared by instruments with
+  the same base asset, e.g. spot and perpetual BTC), so no cumulative sums over history are ever
+  needed. Inside the day, a seeded Brownian bridge gives the 25 hour boundaries; each hour is a
+  bridge of 60 minutes constrained to the hour's range, each minute a bridge of 60 seconds. One
+  child always reaches the parent's high and one its low, and additive fields (volume, quote
+  volume, trades, taker volumes) are split with exact integer arithmetic, so every candle is the
+  exact aggregate of its children: a 1h candle equals its sixty 1m candles, a 1m its sixty 1s.
+- Any candle (1s .. 1M, calendar months, Monday weeks) is an aggregate of at most a few dozen
+  aligned day/hour/minute/second blocks; generated blocks live in bounded LRU caches, so a year of
+  1m klines or 1M candles since listing serve in milliseconds per request.
+- Time only decides what is *visible*: the open candle aggregates the completed seconds so far and
+  closes at the last trade price, which is the open of the current second. Trades are generated
+  per second from that second's candle (first trade at the open, last at the close, quantities
+  summing to its volume); depth and tickers are built around the last price.
+
+Simplifications: trades' buyer/maker flags are random (taker volumes are not derived from them);
+depth is a fresh synthetic book each second.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import math
+from collections import OrderedDict
+from collections.abc import Iterator
+from random import Random
+from typing import Any
+
+from .symbols import SymbolSpec, fixed
+
+__all__ = [
+    "INTERVALS",
+    "Candle",
+    "MarketData",
+    "Series",
+    "Trade",
+    "interval_bounds",
+]
+
+# (open, high, low, close, volume, quote volume, trades, taker buy volume, taker buy quote volume)
+Candle = tuple[int, int, int, int, int, int, int, int, int]
+# (id, time ms, price ticks, qty units, is buyer maker)
+Trade = tuple[int, int, int, int, bool]
+
+_SIZES = (1, 60, 3600, 86400)
+_M64 = (1 << 64) - 1
+_OCTAVES = ((1.0, 0.015), (4.0, 0.03), (16.0, 0.06), (64.0, 0.12), (256.0, 0.2), (1024.0, 0.3))
+
+#: Kline interval -> length in seconds (0 for calendar months).
+INTERVALS: dict[str, int] = {
+    "1s": 1,
+    "1m": 60,
+    "3m": 180,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "2h": 7200,
+    "4h": 14400,
+    "6h": 21600,
+    "8h": 28800,
+    "12h": 43200,
+    "1d": 86400,
+    "3d": 259200,
+    "1w": 604800,
+    "1M": 0,
+}
+_WEEK_OFFSET = 4 * 86400  # 1970-01-05 was the first Monday
+
+
+def _mix(x: int) -> int:
+    """splitmix64 finalizer: a cheap, well-spread 64-bit hash."""
+    x = (x + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def _key(*parts: object) -> int:
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _split(total: int, weights: list[int]) -> list[int]:
+    """Split ``total`` into parts proportional to ``weights`` that sum exactly to ``total``.
+
+    Largest-remainder rounding: each part is the floor or the ceiling of its exact share.
+    """
+    n = len(weights)
+    if total <= 0:
+        return [0] * n
+    s = sum(weights)
+    if s <= 0:
+        weights = [1] * n
+        s = n
+    qr = [divmod(total * w, s) for w in weights]
+    parts = [x[0] for x in qr]
+    left = total - sum(parts)
+    if left:
+        for i in sorted(range(n), key=lambda i: qr[i][1], reverse=True)[:left]:
+            parts[i] += 1
+    return parts
+
+
+def _bridge(rng: Random, a: int, b: int, n: int, sigma: float, lo: int, hi: int) -> list[int]:
+    """A Brownian bridge from ``a`` to ``b`` in ``n`` steps, rounded and clamped to [lo, hi]."""
+    rand = rng.random
+    walk = [0.0]
+    w = 0.0
+    step = 2.0 * sigma
+    for _ in range(n):
+        w += (rand() + rand() + rand() - 1.5) * step  # ~ normal(0, sigma)
+        walk.append(w)
+    end = walk[n]
+    out = [a]
+    for k in range(1, n):
+        f = k / n
+        x = round(a + (b - a) * f + walk[k] - end * f)
+        out.append(lo if x < lo else hi if x > hi else x)
+    out.append(b)
+    return out
+
+
+class _LRU:
+    """A bounded mapping (least recently used entries are dropped)."""
+
+    __slots__ = ("_data", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._data: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._size = size
+
+    def get(self, key: tuple[int, ...]) -> Any:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[int, ...], value: Any) -> None:
+        self._data[key] = value
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+
+class _Caches:
+    """Caches shared by all series, so memory stays bounded however many symbols exist."""
+
+    def __init__(self) -> None:
+        self.days = _LRU(256)  # day -> (candle, 24 hour candles)
+        self.day_candles = _LRU(65536)
+        self.children = _LRU(1024)  # (level, idx) -> 60 child candles
+        self.trades = _LRU(4096)
+        self.klines = _LRU(20000)  # closed multi-block candles
+
+
+def interval_bounds(interval: str, t_s: int) -> tuple[int, int]:
+    """``(open, close)`` seconds (close exclusive) of the ``interval`` candle containing ``t_s``."""
+    size = INTERVALS[interval]
+    if size:
+        offset = _WEEK_OFFSET if interval == "1w" else 0
+        start = (t_s - offset) // size * size + offset
+        return start, start + size
+    tm = calendar.timegm
+    y, m = _year_month(t_s)
+    start = tm((y, m, 1, 0, 0, 0))
+    y2, m2 = (y + 1, 1) if m == 12 else (y, m + 1)
+    return start, tm((y2, m2, 1, 0, 0, 0))
+
+
+def _year_month(t_s: int) -> tuple[int, int]:
+    days = t_s // 86400
+    # civil-from-days (Howard Hinnant), avoids datetime for speed and range
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (1 if m <= 2 else 0)
+    return y, m
+
+
+class Series:
+    """The deterministic history of one instrument (a pure function of seed and time)."""
+
+    def __init__(self, seed: int, spec: SymbolSpec, caches: _Caches, sid: int) -> None:
+        self.spec = spec
+        self._caches = caches
+        self._sid = sid
+        # The price path is shared by instruments on the same anchor and basis (spot and
+        # perpetual BTC move together); trades, books and funding are per instrument.
+        self._key = _key(seed, "path", spec.anchor, spec.basis)
+        self._sym_key = _key(seed, spec.market, spec.symbol)
+        self._anchor_key = _key(seed, "anchor", spec.anchor)
+        self._tick = 10.0**-spec.price_decimals
+        self._vol_units = spec.daily_volume * 10**spec.qty_decimals
+        self.onboard_s = spec.onboard_ms // 1000
+        if spec.market == "coinm":
+            self._qmul = spec.contract_size * 10 ** (8 + spec.price_decimals)
+        else:
+            self._qmul = 10 ** (8 - spec.qty_decimals - spec.price_decimals)
+
+    # -- the generator ---------------------------------------------------------------------
+
+    def _rng(self, level: int, idx: int) -> Random:
+        key = self._key if level <= 3 else self._sym_key
+        return Random((key << 70) | (level << 64) | (idx & _M64))
+
+    def _noise(self, octave: int, i: int) -> float:
+        h = _mix(self._anchor_key ^ _mix((octave << 56) ^ (i & 0xFFFFFFFFFFFFFF)))
+        return (h >> 11) * (2.0 / 9007199254740992.0) - 1.0
+
+    def anchor_ticks(self, day: int) -> int:
+        """The price (ticks) at 00:00 UTC of ``day``: smooth value noise, no history needed."""
+        x = 0.0
+        for k, (scale, amp) in enumerate(_OCTAVES):
+            pos = day / scale
+            i = math.floor(pos)
+            f = pos - i
+            a, b = self._noise(k, i), self._noise(k, i + 1)
+            x += amp * (a + (b - a) * f * f * (3.0 - 2.0 * f))
+        price = self.spec.price * math.exp(x) * (1.0 + self.spec.basis)
+        return max(1, round(price / self._tick))
+
+    def _quote(self, volume: int, price: float) -> int:
+        if self.spec.market == "coinm":
+            return int(volume * self._qmul // max(price, 1.0))
+        return int(volume * price * self._qmul)
+
+    def _children(self, rng: Random, parent: Candle, pts: list[int], wig: float) -> list[Candle]:
+        _, h, low, _, v, q, n, tb, tq = parent
+        rand = rng.random
+        count = len(pts) - 1
+        highs: list[int] = []
+        lows: list[int] = []
+        weights: list[int] = []
+        jh = jl = 0
+        top_max = -1
+        bot_min = h + 1
+        for i in range(count):
+            a, b = pts[i], pts[i + 1]
+            top, bot = (a, b) if a >= b else (b, a)
+            if top > top_max:
+                top_max, jh = top, i
+            if bot < bot_min:
+                bot_min, jl = bot, i
+            u = rand()
+            hi = top + int(u * u * wig)
+            u = rand()
+            lo = bot - int(u * u * wig)
+            hi = h if hi > h else hi
+            lo = low if lo < low else lo
+            highs.append(hi)
+            lows.append(lo)
+            weights.append(int((0.3 + rand()) * (1.0 + (hi - lo) / (wig + 1.0)) * 1e6))
+        highs[jh] = h
+        lows[jl] = low
+        vs = _split(v, weights)
+        ns = _split(n, weights)
+        if self.spec.market == "coinm":
+            wq = [vs[i] * (1 << 40) // (highs[i] + lows[i]) for i in range(count)]
+        else:
+            wq = [vs[i] * (highs[i] + lows[i]) for i in range(count)]
+        qs = _split(q, wq)
+        tbs = _split(tb, vs)
+        tqs = _split(tq, qs)
+        return [
+            (pts[i], highs[i], lows[i], pts[i + 1], vs[i], qs[i], ns[i], tbs[i], tqs[i])
+            for i in range(count)
+        ]
+
+    def _day(self, day: int) -> tuple[Candle, list[Candle]]:
+        key = (self._sid, day)
+        hit = self._caches.days.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        rng = self._rng(3, day)
+        rand = rng.random
+        o, c = self.anchor_ticks(day), self.anchor_ticks(day + 1)
+        mid = (o + c) / 2.0
+        vol = 0.012 + 0.028 * rand() ** 2
+        sigma = mid * vol / math.sqrt(24.0) * 0.8
+        pts = _bridge(rng, o, c, 24, sigma, 1, 1 << 62)
+        wig = sigma * 0.6
+        h = max(pts) + int(rand() * wig)
+        low = max(1, min(pts) - int(rand() * wig))
+        activity = (0.6 + 0.8 * rand()) * (1.0 + 15.0 * (h - low) / mid)
+        v = max(1, int(self._vol_units * activity))
+        n = max(1, min(int(self.spec.daily_trades * activity), v // 2, 86400 * 200))
+        q = self._quote(v, (o + c + h + low) / 4.0)
+        tb = int(v * (0.42 + 0.16 * rand()))
+        tq = q * tb // v
+        candle: Candle = (o, h, low, c, v, q, n, tb, tq)
+        result = (candle, self._children(rng, candle, pts, wig))
+        self._caches.days.put(key, result)
+        self._caches.day_candles.put(key, candle)
+        return result
+
+    def _sub(self, level: int, idx: int) -> list[Candle]:
+        """The 60 children (minutes of an hour: level 2; seconds of a minute: level 1)."""
+        key = (self._sid, level, idx)
+        hit = self._caches.children.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        parent = self.block(level, idx)
+        o, h, low, c = parent[0], parent[1], parent[2], parent[3]
+        rng = self._rng(level, idx)
+        sigma = 0.6 * max(h - low, 1) / 7.746  # sqrt(60)
+        pts = _bridge(rng, o, c, 60, sigma, low, h)
+        out = self._children(rng, parent, pts, sigma * 0.6)
+        self._caches.children.put(key, out)
+        return out
+
+    def block(self, level: int, idx: int) -> Candle:
+        """The aligned candle ``idx`` of a level (0 second, 1 minute, 2 hour, 3 day)."""
+        if level == 0:
+            return self._sub(1, idx // 60)[idx % 60]
+        if level == 1:
+            return self._sub(2, idx // 60)[idx % 60]
+        if level == 2:
+            return self._day(idx // 24)[1][idx % 24]
+        hit = self._caches.day_candles.get((self._sid, idx))
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        return self._day(idx)[0]
+
+    def children(self, level: int, idx: int) -> list[Candle]:
+        """The child candles of block (level, idx), level >= 1."""
+        if level == 3:
+            return self._day(idx)[1]
+        return self._sub(level, idx)
+
+    # -- aggregation -----------------------------------------------------------------------
+
+    @staticmethod
+    def blocks(start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Decompose seconds [start, end) into aligned (level, idx) blocks, in time order."""
+        t = start
+        while t < end:
+            if t % 86400 == 0 and t + 86400 <= end:
+                yield 3, t // 86400
+                t += 86400
+            elif t % 3600 == 0 and t + 3600 <= end:
+                yield 2, t // 3600
+                t += 3600
+            elif t % 60 == 0 and t + 60 <= end:
+                yield 1, t // 60
+                t += 60
+            else:
+                yield 0, t
+                t += 1
+
+    def range_candle(self, start: int, end: int) -> Candle | None:
+        """The aggregate candle of seconds [start, end), or None when empty."""
+        result: Candle | None = None
+        for level, idx in self.blocks(start, end):
+            b = self.block(level, idx)
+            if result is None:
+                result = b
+            else:
+                o, h, low, _, v, q, n, tb, tq = result
+                result = (
+                    o,
+                    h if h >= b[1] else b[1],
+                    low if low <= b[2] else b[2],
+                    b[3],
+                    v + b[4],
+                    q + b[5],
+                    n + b[6],
+                    tb + b[7],
+                    tq + b[8],
+                )
+        return result
+
+    def price_at(self, t_s: int) -> int:
+        """The last trade price (ticks) at the start of second ``t_s`` (its open)."""
+        return self.block(0, t_s)[0]
+
+    def candle(self, interval: str, open_s: int, now_s: int) -> Candle:
+        """The ``interval`` candle opening at ``open_s`` as seen at second ``now_s``.
+
+        Closed candles are immutable (and cached); the open one covers the completed seconds.
+        """
+        _, close_s = interval_bounds(interval, open_s)
+        if close_s <= now_s:
+            size = close_s - open_s
+            if size in _SIZES and open_s % size == 0:
+                return self.block(_SIZES.index(size), open_s // size)
+            key = (self._sid, INTERVALS[interval], open_s)
+            hit = self._caches.klines.get(key)
+            if hit is None:
+                hit = self.range_candle(open_s, close_s)
+                self._caches.klines.put(key, hit)
+            return hit  # type: ignore[no-any-return]
+        done = self.range_candle(open_s, now_s)
+        if done is None:
+            p = self.price_at(now_s)
+            return (p, p, p, p, 0, 0, 0, 0, 0)
+        return done
+
+    def first_cross(self, start: int, end: int, price: int, buy: bool) -> int | None:
+        """The first second in [start, end) whose range reaches ``price`` (low <= price for a
+        resting buy, high >= price for a sell), or None."""
+        for level, idx in self.blocks(start, end):
+            found = self._cross_in(level, idx, price, buy)
+            if found is not None:
+                return found
+        return None
+
+    def _cross_in(self, level: int, idx: int, price: int, buy: bool) -> int | None:
+        b = self.block(level, idx)
+        if not (b[2] <= price if buy else b[1] >= price):
+            return None
+        if level == 0:
+            return idx
+        fan = 24 if level == 3 else 60
+        for i, child in enumerate(self.children(level, idx)):
+            if child[2] <= price if buy else child[1] >= price:
+                found = self._cross_in(level - 1, idx * fan + i, price, buy)
+                if found is not None:
+                    return found
+        return None
+
+    # -- trades and book -------------------------------------------------------------------
+
+    def second_trades(self, s: int) -> list[Trade]:
+        """The trades of second ``s``: first at its open, last at its close, quantities summing
+        to its volume, ids ``(s - listing second) * 1000 + j``."""
+        if s < self.onboard_s:
+            return []
+        key = (self._sid, s)
+        hit = self._caches.trades.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        o, h, low, c, v, _, n, tb, _ = self.block(0, s)
+        n = min(n, v, 999)
+        trades: list[Trade] = []
+        if n > 0:
+            rng = self._rng(4, s)
+            rand = rng.random
+            if n == 1:
+                prices = [c]
+            else:
+                span = h - low
+                prices = [o] + [low + int(rand() * (span + 1)) for _ in range(n - 2)] + [c]
+                if n >= 4:
+                    prices[1 + int(rand() * (n - 2))] = h
+                    prices[1 + int(rand() * (n - 2))] = low
+            qtys = [
+                1 + x for x in _split(v - n, [int((0.05 + rand()) ** 2 * 1e6) for _ in range(n)])
+            ]
+            offsets = sorted(int(rand() * 1000) for _ in range(n))
+            maker_p = 1.0 - tb / v
+            base_id = (s - self.onboard_s) * 1000
+            ms = s * 1000
+            trades = [
+                (base_id + j, ms + offsets[j], prices[j], qtys[j], rand() < maker_p)
+                for j in range(n)
+            ]
+        self._caches.trades.put(key, trades)
+        return trades
+
+    def recent_trades(self, now_s: int, limit: int) -> list[Trade]:
+        """The newest ``limit`` trades before second ``now_s``, oldest first."""
+        out: list[list[Trade]] = []
+        got = 0
+        s = now_s - 1
+        while got < limit and s >= self.onboard_s:
+            t = self.second_trades(s)
+            out.append(t)
+            got += len(t)
+            s -= 1
+        flat = [t for chunk in reversed(out) for t in chunk]
+        return flat[-limit:] if limit else []
+
+    def trades_from_id(self, from_id: int, now_s: int, limit: int) -> list[Trade]:
+        """Up to ``limit`` trades with id >= ``from_id`` that happened before ``now_s``."""
+        s = self.onboard_s + max(from_id, 0) // 1000
+        out: list[Trade] = []
+        while len(out) < limit and s < now_s:
+            out.extend(t for t in self.second_trades(s) if t[0] >= from_id)
+            s += 1
+        return out[:limit]
+
+    def trades_between(
+        self, start_ms: int, end_ms: int, now_s: int, limit: int, newest: bool
+    ) -> list[Trade]:
+        """Trades with start_ms <= time <= end_ms (oldest ``limit`` or, if newest, newest)."""
+        first = max(start_ms // 1000, self.onboard_s)
+        last = min(end_ms // 1000, now_s - 1)
+        out: list[Trade] = []
+        if newest:
+            s = last
+            chunks: list[list[Trade]] = []
+            got = 0
+            while got < limit and s >= first:
+                chunk = [t for t in self.second_trades(s) if start_ms <= t[1] <= end_ms]
+                chunks.append(chunk)
+                got += len(chunk)
+                s -= 1
+            out = [t for chunk in reversed(chunks) for t in chunk]
+            return out[-limit:]
+        s = first
+        while len(out) < limit and s <= last:
+            out.extend(t for t in self.second_trades(s) if start_ms <= t[1] <= end_ms)
+            s += 1
+        return out[:limit]
+
+    def book(self, now_ms: int, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """A synthetic order book around the last price: (bids, asks) of (ticks, qty units)."""
+        s = now_ms // 1000
+        last = self.price_at(s)
+        rng = self._rng(5, s)
+        rand = rng.random
+        scale = max(1.0, last / 50000.0)
+        base_qty = max(1.0, self._vol_units / 40000.0)
+        best_bid = last if rand() < 0.5 else last - 1
+        bids: list[tuple[int, int]] = []
+        asks: list[tuple[int, int]] = []
+        p = best_bid
+        for _ in range(limit):
+            if p < 1:
+                break
+            bids.append((p, max(1, int(base_qty * (0.02 + rand() ** 3 * 4.0)))))
+            p -= 1 + int(rand() ** 2 * 3.0 * scale)
+        p = best_bid + 1
+        for _ in range(limit):
+            asks.append((p, max(1, int(base_qty * (0.02 + rand() ** 3 * 4.0)))))
+            p += 1 + int(rand() ** 2 * 3.0 * scale)
+        return bids, asks
+
+    def funding_rate(self, k: int) -> int:
+        """Funding rate of 8-hour period ``k`` in 1e-8 units (around 0.01 %)."""
+        u = (_mix(self._sym_key ^ 0xF00D ^ k) >> 11) / 9007199254740992.0
+        return 10000 + int((u - 0.45) * 12000)
+
+    def open_interest(self, now_s: int) -> int:
+        """Open interest (qty units) drifting smoothly by the minute."""
+        m = now_s // 60
+        u = (_mix(self._sym_key ^ 0x0123 ^ (m // 60)) >> 11) / 9007199254740992.0
+        w = (_mix(self._sym_key ^ 0x0456 ^ m) >> 11) / 9007199254740992.0
+        return int(self._vol_units * (0.3 + 0.1 * u + 0.01 * w))
+
+
+class MarketData:
+    """All series of the simulator, sharing bounded caches."""
+
+    def __init__(self, seed: int, specs: list[SymbolSpec]) -> None:
+        self._caches = _Caches()
+        self.series: dict[tuple[str, str], Series] = {
+            (s.market, s.symbol): Series(seed, s, self._caches, i) for i, s in enumerate(specs)
+        }
+
+    def get(self, market: str, symbol: str) -> Series | None:
+        return self.series.get((market, symbol))
+
+    def kline_row(self, series: Series, interval: str, open_s: int, now_s: int) -> list[Any]:
+        """One kline row in the market's shape (12 fields)."""
+        spec = series.spec
+        o, h, low, c, v, q, n, tb, tq = series.candle(interval, open_s, now_s)
+        _, close_s = interval_bounds(interval, open_s)
+        ps, qs = spec.price_str, spec.qty_str
+        if spec.market == "usdm":
+            qv, tqv = fixed(q // 1000, 5), fixed(tq // 1000, 5)
+        else:
+            qv, tqv = fixed(q, 8), fixed(tq, 8)
+        return [
+            open_s * 1000,
+            ps(o),
+            ps(h),
+            ps(low),
+            ps(c),
+            qs(v),
+            close_s * 1000 - 1,
+            qv,
+            n,
+            qs(tb),
+            tqv,
+            "0",
+        ]
