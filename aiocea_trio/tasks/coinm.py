@@ -76,6 +76,12 @@ def _pair_field() -> Any:
     return attrs.field(default=None, validator=optional_symbol)
 
 
+def _as_list(raw: Any) -> Any:
+    """COIN-M's tickers answer a list even for one symbol (the seed printed one); a
+    server that answers a bare object still gives the caller the same shape."""
+    return [raw] if isinstance(raw, dict) else raw
+
+
 # -- market data ---------------------------------------------------------------------------
 
 
@@ -142,17 +148,23 @@ class CoinMFetchTicker(_CoinM, TickerPriceTask):
 
     pair: str | None = _pair_field()
 
+    def parse(self, raw: Any) -> Any:
+        return _as_list(raw)
+
     def describe(self) -> str:
         return about("ticker price", subject(self.symbol, pair=self.pair))
 
 
 @attrs.define(eq=False, kw_only=True)
 class CoinMFetchTicker24h(_CoinM, Ticker24hTask):
-    """GET /dapi/v1/ticker/24hr: a list; weight 1 with a symbol, 40 without."""
+    """GET /dapi/v1/ticker/24hr: always a list; weight 1 with a symbol, 40 without."""
 
     path = "/dapi/v1/ticker/24hr"
 
     pair: str | None = _pair_field()
+
+    def parse(self, raw: Any) -> Any:
+        return _as_list(raw)
 
     def describe(self) -> str:
         return about("24h ticker", subject(self.symbol, pair=self.pair))
@@ -160,11 +172,14 @@ class CoinMFetchTicker24h(_CoinM, Ticker24hTask):
 
 @attrs.define(eq=False, kw_only=True)
 class CoinMFetchBookTicker(_CoinM, BookTickerTask):
-    """GET /dapi/v1/ticker/bookTicker: a list of `{symbol, pair, bidPrice, ..., time}`."""
+    """GET /dapi/v1/ticker/bookTicker: always a list of `{symbol, pair, bidPrice, ..., time}`."""
 
     path = "/dapi/v1/ticker/bookTicker"
 
     pair: str | None = _pair_field()
+
+    def parse(self, raw: Any) -> Any:
+        return _as_list(raw)
 
     def describe(self) -> str:
         return about("book ticker", subject(self.symbol, pair=self.pair))

@@ -168,9 +168,12 @@ class UsdMFetchOpenInterest(_UsdM, OpenInterestTask):
 
 @attrs.define(eq=False, kw_only=True)
 class UsdMFetchAccount(_UsdM, AccountTask):
-    """GET /fapi/v2/account (signed, weight 5): margin totals, `assets` and `positions`."""
+    """GET /fapi/v3/account (signed, weight 5): margin totals, `assets` and `positions`.
 
-    path = "/fapi/v2/account"
+    v3 is Binance's current form (v2 also lists every symbol's empty position).
+    """
+
+    path = "/fapi/v3/account"
 
 
 @attrs.define(eq=False, kw_only=True)
