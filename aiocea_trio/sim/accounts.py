@@ -189,7 +189,7 @@ class Trading:
         return Decimal(units).scaleb(-spec.qty_decimals)
 
     def _new_client_id(self) -> str:
-        return f"sim{next(self._client_ids):020d}x"[-22:]
+        return f"sim{next(self._client_ids):019d}"
 
     def _touch(self, acct: Account, order: Order, now_ms: int) -> None:
         order.update_ms = now_ms

@@ -184,7 +184,8 @@ class _Handlers:
 
     @staticmethod
     def _one_or_list(r: Ctx, rows: list[dict[str, Any]]) -> Any:
-        return rows[0] if "symbol" in r.params else rows
+        # COIN-M tickers always answer a list; spot and USDⓈ-M an object for one symbol.
+        return rows[0] if "symbol" in r.params and r.market != "coinm" else rows
 
     # -- general ---------------------------------------------------------------------------
 
@@ -549,8 +550,6 @@ class _Handlers:
                 }
             )
             rows.append(row)
-        if r.market == "coinm":
-            return rows
         return self._one_or_list(r, rows)
 
     def funding_rate(self, r: Ctx) -> Any:

@@ -63,6 +63,7 @@ class WeightLimiter:
     def __attrs_post_init__(self) -> None:
         if self.window < 1 or int(self.window) != self.window:
             raise ValueError("weight_window must be a whole number of seconds >= 1")
+        self.window = int(self.window)
         self.header = "X-MBX-USED-WEIGHT-" + interval_label(int(self.window))[0]
 
     def used(self, market: str, ip: str, now_ms: int) -> int:
