@@ -388,3 +388,28 @@ def test_every_family_has_every_action_and_nothing_else() -> None:
             signed = action in {"FetchAccount", "FetchBalances", "NewOrder", "TestOrder",
                                 "QueryOrder", "CancelOrder", "FetchOpenOrders", "FetchPositionRisk"}  # fmt: skip
             assert cls.signed is signed, cls
+
+
+WEIGHTS: list[tuple[BinanceTask, int]] = [
+    (SpotFetchOrderBook(symbol="BTCUSDT", limit=5), 5),
+    (SpotFetchOrderBook(symbol="BTCUSDT", limit=5000), 250),
+    (UsdMFetchOrderBook(symbol="BTCUSDT", limit=1000), 20),
+    (UsdMFetchKline(symbol="BTCUSDT", interval="1m", limit=1500), 10),
+    (CoinMFetchKline(symbol="BTCUSD_PERP", interval="1m", limit=99), 1),
+    (SpotFetchTicker(), 4),
+    (SpotFetchTicker(symbol="BTCUSDT"), 2),
+    (SpotTestOrder(symbol="BTCUSDT", side="BUY", type="MARKET", quantity=1), 1),
+    (
+        SpotTestOrder(
+            symbol="BTCUSDT", side="BUY", type="MARKET", quantity=1, computeCommissionRates=True
+        ),
+        20,
+    ),
+    (catalog.SpotFetchOpenOrders(), 80),
+    (catalog.CoinMFetchPremiumIndex(), 10),
+]
+
+
+@pytest.mark.parametrize(("task", "weight"), WEIGHTS, ids=[str(t) for t, _ in WEIGHTS])
+def test_weight_follows_the_parameters(task: BinanceTask, weight: int) -> None:
+    assert task.weight == weight

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
+from .._params import param_str
 from ..markets import Market
 from ..pipeline.task import Task
+from ..weights import request_weight
 from ._validate import (
     FUTURES_INTERVALS,
     LimitRule,
@@ -86,6 +88,16 @@ class BinanceTask(Task):
             for a in attrs.fields(self.__class__)
             if a.init and a.name not in _NOT_PARAMS and not a.metadata.get(_LOCAL)
         }
+
+    @property
+    def weight(self) -> int:
+        """The request weight Binance charges for this request (what a limiter reserves).
+
+        Read it to choose parameters before sending: an all-symbols ticker or a deep order
+        book costs many times a single-symbol one.
+        """
+        sent = {k: param_str(v) for k, v in self.params().items() if v is not None}
+        return request_weight(self.market.value, self.method, self.path, sent)
 
     def parse(self, raw: Any) -> Any:
         """Turn Binance's decoded JSON into the task's result (as is, by default)."""
