@@ -720,6 +720,7 @@ async def test_429_then_escalating_418_bans(autojump_clock: trio.testing.MockClo
             await trio.sleep(bans[-1])
             assert (await http.get("/api/v3/ping")).status_code == 200
         assert bans == [120, 240]
+        assert sim.limiter.answered_418 == 4
         # another market and another IP are unaffected by this IP's spot weight
         assert (await http.get("/fapi/v1/ping")).status_code == 200
 

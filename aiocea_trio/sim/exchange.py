@@ -200,7 +200,7 @@ class SimExchange:
         """A ``BinanceClient`` for the demo account, wired in-process."""
         from ..client import BinanceClient
 
-        kwargs.setdefault("base_url", "http://sim.local")
+        kwargs.setdefault("base_url", "http://sim.localhost")
         kwargs.setdefault("transport", self.transport())
         return BinanceClient(DEMO_API_KEY, DEMO_API_SECRET, **kwargs)
 

@@ -59,6 +59,9 @@ class WeightLimiter:
     ban_grace: int = 5
     _ips: dict[tuple[str, str], _IpState] = attrs.field(factory=dict, init=False)
     header: str = attrs.field(init=False)
+    #: How many 429 and 418 answers were given (for tests and benchmarks).
+    answered_429: int = attrs.field(default=0, init=False)
+    answered_418: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self.window < 1 or int(self.window) != self.window:
@@ -99,6 +102,7 @@ class WeightLimiter:
         if state.used > limit:
             if state.warned_window != window:
                 state.warned_window, state.after_429 = window, 0
+            self.answered_429 += 1
             retry = math.ceil(((window + 1) * win_ms - now_ms) / 1000)
             _, name, num = interval_label(int(self.window))
             raise ApiError(
@@ -120,6 +124,7 @@ class WeightLimiter:
         return state.used
 
     def _banned(self, state: _IpState, now_ms: int) -> ApiError:
+        self.answered_418 += 1
         retry = max(1, math.ceil((state.banned_until_ms - now_ms) / 1000))
         return ApiError(
             -1003,
