@@ -79,7 +79,7 @@ async def test_spot_exchange_info(http: httpx.AsyncClient) -> None:
         "limit": 6000,
     } in info["rateLimits"]
     names = [s["symbol"] for s in info["symbols"]]
-    assert names == ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
+    assert names == ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"]
     btc = info["symbols"][0]
     assert btc["status"] == "TRADING"
     assert (btc["baseAsset"], btc["quoteAsset"]) == ("BTC", "USDT")
@@ -507,7 +507,7 @@ async def test_tickers(http: httpx.AsyncClient, sim: SimExchange) -> None:
     several = await get(http, "/api/v3/ticker/24hr", symbols='["BTCUSDT","ETHUSDT"]')
     assert [x["symbol"] for x in several] == ["BTCUSDT", "ETHUSDT"]
     prices = await get(http, "/api/v3/ticker/price")
-    assert [p["symbol"] for p in prices] == ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
+    assert [p["symbol"] for p in prices] == ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"]
     book = await get(http, "/api/v3/ticker/bookTicker", symbol="ETHUSDT")
     assert D(book["bidPrice"]) < D(book["askPrice"])
     avg = await get(http, "/api/v3/avgPrice", symbol="BTCUSDT")

@@ -263,7 +263,7 @@ def quarterly_delivery_ms(now_ms: int) -> int:
 
 
 def default_symbols(now_ms: int) -> list[SymbolSpec]:
-    """Spot BTCUSDT/ETHUSDT/BNBUSDT, USDⓈ-M BTCUSDT/ETHUSDT perpetuals, COIN-M BTCUSD_PERP,
+    """Spot BTCUSDT/ETHUSDT/BNBUSDT/SOLUSDT, USDⓈ-M BTCUSDT/ETHUSDT perpetuals, COIN-M BTCUSD_PERP,
     ETHUSD_PERP and the current BTCUSD quarterly (its name depends on ``now_ms``)."""
     delivery = quarterly_delivery_ms(now_ms)
     quarter = _dt.datetime.fromtimestamp(delivery / 1000, tz=_dt.UTC).strftime("%y%m%d")
@@ -322,6 +322,24 @@ def default_symbols(now_ms: int) -> list[SymbolSpec]:
             8,
             "BNB",
             _ms(2017, 11, 6),
+        ),
+        SymbolSpec(
+            "spot",
+            "SOLUSDT",
+            "SOL",
+            "USDT",
+            2,
+            3,
+            150.0,
+            2_500_000.0,
+            600_000,
+            d("0.001"),
+            d("9000"),
+            d("5"),
+            8,
+            8,
+            "SOL",
+            _ms(2020, 8, 11),
         ),
         SymbolSpec(
             "usdm",
