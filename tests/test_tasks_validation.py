@@ -413,3 +413,21 @@ WEIGHTS: list[tuple[BinanceTask, int]] = [
 @pytest.mark.parametrize(("task", "weight"), WEIGHTS, ids=[str(t) for t, _ in WEIGHTS])
 def test_weight_follows_the_parameters(task: BinanceTask, weight: int) -> None:
     assert task.weight == weight
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: catalog.SpotFetchKline(symbol="BTCUSDT", interval="1m", timeout=0),
+        lambda: catalog.UsdMFetchFundingRate(symbol="BTCUSDT", timeout=-1),
+        lambda: catalog.CoinMFetchAggTrades(symbol="BTCUSD_PERP", timeout=0),
+        lambda: catalog.SpotNewOrder(
+            symbol="BTCUSDT", side="BUY", type="MARKET", quantity="1", timeout=0
+        ),
+        lambda: catalog.SpotQueryOrder(symbol="BTCUSDT", orderId=1, timeout=-5),
+        lambda: catalog.SpotFetchTicker24h(symbol="BTCUSDT", timeout=0),
+    ],
+)
+def test_catalog_tasks_keep_the_task_timeout_check(build: Any) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        build()

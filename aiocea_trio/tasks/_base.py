@@ -228,6 +228,7 @@ class AggTradesTask(BinanceTask):
     limit: int | None = attrs.field(default=None, validator=check_limit)
 
     def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
         check_time_range(self, self.startTime, self.endTime)
 
     def describe(self) -> str:
@@ -254,6 +255,7 @@ class KlinesTask(BinanceTask):
     limit: int | None = attrs.field(default=None, validator=check_limit)
 
     def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
         check_time_range(self, self.startTime, self.endTime)
 
     def describe(self) -> str:
@@ -316,6 +318,7 @@ class FundingRateTask(BinanceTask):
     limit: int | None = attrs.field(default=None, validator=check_limit)
 
     def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
         check_time_range(self, self.startTime, self.endTime)
 
     def describe(self) -> str:
@@ -456,6 +459,7 @@ class OrderTask(BinanceTask):
         check_enum(*self.resp_types, optional=True)(self, attribute, value)
 
     def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
         check_order_requirements(self, self.type, self.requirements, exempt=self.exempt())
 
     def exempt(self) -> dict[str, bool]:
@@ -554,6 +558,7 @@ class OneOrderTask(BinanceTask):
     origClientOrderId: str | None = attrs.field(default=None, validator=check_client_order_id)
 
     def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
         check_one_of_ids(self, self.orderId, self.origClientOrderId)
 
     def describe(self) -> str:

@@ -120,6 +120,7 @@ class SpotFetchExchangeInfo(_Spot, ExchangeInfoTask):
             required_symbol(self, attribute, value)
 
     def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
         _symbol_or_symbols(self)
 
     def describe(self) -> str:
@@ -172,6 +173,7 @@ class SpotFetchTicker(_Spot, TickerPriceTask):
     symbols: Sequence[str] | None = _symbols_field()
 
     def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
         _symbol_or_symbols(self)
 
     def describe(self) -> str:
@@ -190,6 +192,7 @@ class SpotFetchTicker24h(_Spot, Ticker24hTask):
     )
 
     def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
         _symbol_or_symbols(self)
 
     def describe(self) -> str:
@@ -205,6 +208,7 @@ class SpotFetchBookTicker(_Spot, BookTickerTask):
     symbols: Sequence[str] | None = _symbols_field()
 
     def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
         _symbol_or_symbols(self)
 
     def describe(self) -> str:
