@@ -667,6 +667,33 @@ class _Handlers:
         assert r.account is not None
         return self.trading.futures_balance(r.account, r.market, r.now_ms)
 
+    def leverage_bracket(self, r: Ctx) -> Any:
+        """Binance's default BTCUSDT-like bracket table (the simulator uses one leverage)."""
+        selected = self.many(r)
+        rows = []
+        for s in selected if selected is not None else self.all_series(r.market):
+            brackets = [
+                {
+                    "bracket": i + 1,
+                    "initialLeverage": lev,
+                    "notionalCap": cap,
+                    "notionalFloor": floor,
+                    "maintMarginRatio": mmr,
+                    "cum": cum,
+                }
+                for i, (lev, floor, cap, mmr, cum) in enumerate(
+                    [
+                        (125, 0, 50_000, 0.004, 0.0),
+                        (100, 50_000, 600_000, 0.005, 50.0),
+                        (50, 600_000, 3_000_000, 0.01, 3_050.0),
+                        (20, 3_000_000, 12_000_000, 0.025, 48_050.0),
+                        (10, 12_000_000, 70_000_000, 0.05, 348_050.0),
+                    ]
+                )
+            ]
+            rows.append({"symbol": s.spec.symbol, "notionalCoef": 1.0, "brackets": brackets})
+        return rows[0] if "symbol" in r.params else rows
+
     def position_risk(self, r: Ctx) -> Any:
         assert r.account is not None
         return self.trading.position_risk(r.account, r.market, r.params, r.now_ms)
@@ -752,10 +779,14 @@ def _routes(h: _Handlers) -> dict[tuple[str, str], _Endpoint]:
                 ("GET", f"{prefix}/v1/allOrders"): signed(h.all_orders),
             }
         )
+    # No margin trading here: the margin pair lists are empty (ccxt's load_markets asks).
+    routes[("GET", "/sapi/v1/margin/allPairs")] = _Endpoint(lambda r: [])
+    routes[("GET", "/sapi/v1/margin/isolated/allPairs")] = _Endpoint(lambda r: [])
     routes[("GET", "/fapi/v2/ticker/price")] = md(h.ticker_price, "symbol")
     routes[("GET", "/fapi/v2/balance")] = signed(h.balance)
     routes[("GET", "/fapi/v3/balance")] = signed(h.balance)
     routes[("GET", "/fapi/v2/positionRisk")] = signed(h.position_risk)
+    routes[("GET", "/fapi/v1/leverageBracket")] = signed(h.leverage_bracket)
     routes[("GET", "/fapi/v3/positionRisk")] = signed(h.position_risk)
     routes[("GET", "/dapi/v1/balance")] = signed(h.balance)
     routes[("GET", "/dapi/v1/positionRisk")] = signed(h.position_risk)
@@ -813,6 +844,8 @@ class SimApp:
         if ep is None:
             if path in self._paths:
                 return self._reply(405, {"code": -1000, "msg": "Method not allowed."}, headers)
+            if self.sim.log_unknown_paths:
+                print(f"simulator: unknown path {method} {path}", flush=True)
             return self._reply(404, {"code": -1000, "msg": "Unknown path."}, headers)
         placement = counts_as_order(market, method, path)
         is_order = placement or (method in ("POST", "DELETE") and path.endswith("/order"))

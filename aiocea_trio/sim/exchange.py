@@ -91,6 +91,8 @@ class SimExchange:
         start_time_ms: epoch ms the clock shows when first read (default: wall clock).
         ban_base / ban_max / ban_grace: 418 ban escalation (see ``WeightLimiter``).
         symbols: instruments (default: ``default_symbols``).
+        log_unknown_paths: print requests for paths the simulator does not serve (to find
+            what a third-party client needs).
     """
 
     seed: int = 0
@@ -106,6 +108,7 @@ class SimExchange:
     ban_max: float = 3 * 86400.0
     ban_grace: int = 5
     symbols: Sequence[SymbolSpec] | None = attrs.field(default=None, repr=False)
+    log_unknown_paths: bool = False
 
     clock: SimClock = attrs.field(init=False, repr=False)
     symbol_specs: list[SymbolSpec] = attrs.field(init=False, repr=False)
