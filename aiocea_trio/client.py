@@ -517,8 +517,14 @@ class BinanceClient:
             limits: MarketLimits | None = None
             call = _Call("GET", self._bases[market], _INFO_PATHS[market], market, {}, "", False)
             try:
+                before = self.local_time_ms()
                 info = await self._send(call)
+                after = self.local_time_ms()
                 limits = MarketLimits.from_exchange_info(info.get("rateLimits", ()))
+                if self._last_sync is None and "serverTime" in info:
+                    # The limiter's windows follow the exchange's clock: align with it
+                    # now, for free, rather than at the first signed request.
+                    self._time_offset_ms = int(info["serverTime"]) - (before + after) // 2
             except (BinanceError, ValueError, AttributeError, TypeError) as exc:
                 logger.warning(
                     "could not learn %s rate limits (%s); using Binance's published ones",

@@ -94,7 +94,7 @@ class _Budget:
     limits: MarketLimits
     learned: bool
     explicit: bool
-    window_index: int = -1
+    window_index: int | None = -1
     committed: int = 0
     server_seen: int = 0
     in_flight: int = 0
@@ -175,8 +175,9 @@ class RateLimiter:
         """Record learned limits; None means learning failed and the defaults stay."""
         budget = self._budget(market)
         if limits is not None and not budget.explicit:
+            if limits.window != budget.limits.window:
+                budget.window_index = None  # re-index on the next roll, keeping the counts
             budget.limits = limits
-            budget.window_index = -1
         budget.learned = True
 
     def limits(self, market: Market | str) -> MarketLimits:
@@ -194,7 +195,11 @@ class RateLimiter:
 
     def _roll(self, budget: _Budget, now_ms: int) -> None:
         index = self._window_index(budget, now_ms)
-        if index != budget.window_index:
+        if budget.window_index is None:
+            # The window length changed (limits learned): what was already spent still
+            # counts, since the exchange counted it in its window of the new length.
+            budget.window_index = index
+        elif index != budget.window_index:
             budget.window_index = index
             budget.committed = 0
             budget.server_seen = 0
@@ -216,6 +221,9 @@ class RateLimiter:
         capacity = max(1, int(budget.limits.weight * self.headroom))
         weight = min(weight, capacity)  # a request larger than the budget waits for an empty window
         waited_from: float | None = None
+        # Checkpoint first: between the admission check below and the reservation
+        # there must be no await, or concurrent callers would all fit in one slot.
+        await trio.lowlevel.checkpoint()
         while True:
             now_ms = server_now_ms()
             if budget.banned_until_ms is not None:
@@ -230,6 +238,7 @@ class RateLimiter:
                 break
             else:
                 window_ms = budget.limits.window * 1000.0
+                assert budget.window_index is not None
                 next_index = budget.window_index + 1
                 guard_ms = min(max(window_ms * 0.01, 10.0), 1000.0)
                 wait_ms = next_index * window_ms + guard_ms - now_ms
@@ -240,8 +249,6 @@ class RateLimiter:
             await trio.sleep_until(wake)
         if waited_from is not None:
             budget.waited += trio.current_time() - waited_from
-        else:
-            await trio.lowlevel.checkpoint()
         budget.in_flight += weight
         budget.requests += 1
 

@@ -116,3 +116,21 @@ def test_options_are_validated() -> None:
     with pytest.raises(ValueError):
         RateLimiter({"nasdaq": 5})
     assert RateLimiter({"spot": 5}).limits("spot") == MarketLimits(5, 60.0)
+
+
+async def test_concurrent_acquires_never_overbook(autojump_clock: trio.testing.MockClock) -> None:
+    limiter = RateLimiter({"spot": 100}, window=10)
+    admitted: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire(SPOT, 10, now_ms)
+        admitted.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(25):
+            nursery.start_soon(one)
+        await trio.sleep(1)
+        # Nothing was released: exactly ten reservations of 10 fit in 100.
+        assert len(admitted) == 10
+        assert limiter.statistics().markets["spot"].in_flight_weight == 100
+        nursery.cancel_scope.cancel()

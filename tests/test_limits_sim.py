@@ -1,0 +1,186 @@
+"""Never banned, never double-ordered: the client against the simulator with tight limits.
+
+Windows are a few seconds long and budgets small, so a burst crosses many
+windows; ``autojump_clock`` makes the waiting free.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+from aiocea_trio.client import BinanceClient
+from aiocea_trio.errors import BinanceBanError
+from aiocea_trio.limits import RateLimiter
+from aiocea_trio.sim import FaultConfig, SimExchange
+
+TIGHT = {"spot": 120, "usdm": 60, "coinm": 60}
+
+MIXED: list[tuple[str, dict[str, Any]]] = [
+    ("/api/v3/ping", {}),
+    ("/api/v3/time", {}),
+    ("/api/v3/depth", {"symbol": "BTCUSDT", "limit": 5}),
+    ("/api/v3/klines", {"symbol": "ETHUSDT", "interval": "1m", "limit": 10}),
+    ("/api/v3/ticker/price", {"symbol": "BNBUSDT"}),
+    ("/api/v3/avgPrice", {"symbol": "BTCUSDT"}),
+    ("/fapi/v1/klines", {"symbol": "BTCUSDT", "interval": "5m", "limit": 499}),
+    ("/fapi/v1/depth", {"symbol": "ETHUSDT", "limit": 100}),
+    ("/fapi/v1/premiumIndex", {"symbol": "BTCUSDT"}),
+    ("/dapi/v1/klines", {"symbol": "BTCUSD_PERP", "interval": "1h", "limit": 1000}),
+    ("/dapi/v1/ticker/price", {"symbol": "ETHUSD_PERP"}),
+    ("/dapi/v1/openInterest", {"symbol": "BTCUSD_PERP"}),
+]
+
+
+async def _burst(client: BinanceClient, count: int, workers: int, seed: int) -> int:
+    rng = random.Random(seed)
+    calls = [rng.choice(MIXED) for _ in range(count)]
+    done = 0
+
+    async def worker(mine: list[tuple[str, dict[str, Any]]]) -> None:
+        nonlocal done
+        for path, params in mine:
+            await client.request("GET", path, params)
+            done += 1
+
+    async with trio.open_nursery() as nursery:
+        for w in range(workers):
+            nursery.start_soon(worker, calls[w::workers])
+    return done
+
+
+async def test_a_burst_of_1000_mixed_requests_gets_no_429(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimExchange(weight_window=5, weight_limits=TIGHT)
+    async with sim.client() as client:
+        assert await _burst(client, 1_000, workers=40, seed=1) == 1_000
+        stats = client.statistics()
+    assert sim.limiter.answered_429 == 0
+    assert sim.limiter.answered_418 == 0
+    # The limits were learned from the simulator's exchangeInfo, not Binance's defaults.
+    assert {m: s.limit for m, s in stats.limiter.markets.items()} == TIGHT
+    assert all(s.window == 5 for s in stats.limiter.markets.values())
+    assert sum(s.waits for s in stats.limiter.markets.values()) > 0  # the budget did bind
+    assert stats.retries == 0
+
+
+async def test_two_clients_sharing_a_limiter_stay_under_one_budget(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimExchange(weight_window=5, weight_limits=TIGHT)
+    shared = RateLimiter()
+    async with sim.client(limiter=shared) as one, sim.client(limiter=shared) as two:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_burst, one, 300, 10, 2)
+            nursery.start_soon(_burst, two, 300, 10, 3)
+    assert sim.limiter.answered_429 == 0
+    assert sum(s.requests for s in shared.statistics().markets.values()) >= 600
+
+
+async def test_separate_limiters_on_one_ip_would_be_rate_limited(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The control for the test above: the simulator does count per IP, so two
+    # unshared budgets overrun it; the clients then back off and still finish.
+    sim = SimExchange(weight_window=5, weight_limits=TIGHT)
+    async with sim.client(retries=10) as one, sim.client(retries=10) as two:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_burst, one, 300, 10, 2)
+            nursery.start_soon(_burst, two, 300, 10, 3)
+    assert sim.limiter.answered_429 > 0
+    assert sim.limiter.answered_418 == 0
+
+
+async def test_a_forced_429_pauses_then_resumes(autojump_clock: trio.testing.MockClock) -> None:
+    sim = SimExchange(weight_window=10, weight_limits={"spot": 50})
+    # A limiter that believes the budget is huge: the exchange's 429 must stop it.
+    limiter = RateLimiter({"spot": 10_000}, window=10, learn_limits=False)
+    async with sim.client(limiter=limiter) as client:
+        start = trio.current_time()
+        for _ in range(80):
+            await client.request("GET", "/api/v3/ping")
+        elapsed = trio.current_time() - start
+        stats = client.statistics()
+    assert sim.limiter.answered_429 == 1  # one, and no second in a row
+    assert sim.limiter.answered_418 == 0
+    assert stats.limiter.markets["spot"].rate_limited == 1
+    assert stats.retries == 1
+    assert elapsed >= 1  # it waited for Retry-After before going on
+
+
+async def test_a_418_stops_the_market_and_says_until_when(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = SimExchange(weight_window=60, weight_limits={"spot": 10}, ban_grace=0)
+    # Someone else on this IP ignores the 429s and gets it banned.
+    async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as rude:
+        statuses = [(await rude.get("/api/v3/ping")).status_code for _ in range(13)]
+    assert statuses[-1] == 418
+    async with sim.client(retries=0) as client:
+        seen = sim.limiter.answered_418
+        with pytest.raises(BinanceBanError) as first:
+            await client.request("GET", "/api/v3/time")
+        assert sim.limiter.answered_418 == seen + 1
+        with pytest.raises(BinanceBanError) as second:
+            await client.request("GET", "/api/v3/depth", {"symbol": "BTCUSDT"})
+        assert sim.limiter.answered_418 == seen + 1  # refused locally: nothing was sent
+        until = first.value.banned_until
+        assert until is not None
+        assert second.value.banned_until == until
+        assert str(until) in str(second.value)
+        # Other markets are not banned.
+        await client.request("GET", "/fapi/v1/ping")
+        await trio.sleep((until - client.server_time_ms()) / 1000 + 61)
+        await client.request("GET", "/api/v3/ping")
+
+
+async def test_orders_are_placed_exactly_once_through_lost_responses(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    faults = FaultConfig(lost_order_response_rate=0.2, orders_only=True)
+    sim = SimExchange(faults=faults, seed=7)
+    placed: list[dict[str, Any]] = []
+    async with sim.client(order_lookup_delay=0.5) as client:
+        for i in range(200):
+            placed.append(
+                await client.request(
+                    "POST",
+                    "/api/v3/order",
+                    {
+                        "symbol": "BTCUSDT",
+                        "side": "BUY" if i % 2 else "SELL",
+                        "type": "LIMIT",
+                        "timeInForce": "GTC",
+                        "quantity": "0.001",
+                        "price": "10000" if i % 2 else "500000",  # rests: far from the market
+                    },
+                    signed=True,
+                )
+            )
+        stats = client.statistics()
+    orders = list(sim.account().orders.values())
+    assert len(orders) == 200
+    ids = Counter(o.client_order_id for o in orders)
+    assert all(n == 1 for n in ids.values())
+    assert set(ids) == {p["clientOrderId"] for p in placed}
+    assert stats.order_lookups >= 20  # about 40 responses were lost and recovered
+
+
+async def test_gets_succeed_through_5xx_and_drops(autojump_clock: trio.testing.MockClock) -> None:
+    faults = FaultConfig(error_rate=0.1, drop_rate=0.1)
+    sim = SimExchange(faults=faults, seed=3)
+    async with sim.client(retries=6) as client:
+        results = [
+            await client.request("GET", "/fapi/v1/ticker/price", {"symbol": "BTCUSDT"})
+            for _ in range(200)
+        ]
+        stats = client.statistics()
+    assert all(r["symbol"] == "BTCUSDT" for r in results)
+    assert stats.retries >= 20  # about 40 attempts failed and were retried
