@@ -523,22 +523,55 @@ def demo(settings: Settings, rounds: int) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, help="0 picks a free port.")
-@click.option("--weight-window", type=float, default=60.0, show_default=True,
-              help="Seconds in a rate-limit window (Binance: 60).")
+@click.option(
+    "--weight-window",
+    type=int,
+    default=60,
+    show_default=True,
+    help="Seconds in a rate-limit window (Binance: 60); shorter runs a 'minute' faster.",
+)
+@click.option(
+    "--weight-limit",
+    "weight_limits",
+    multiple=True,
+    metavar="MARKET=N",
+    help="Weight per window for a market, e.g. spot=100 (default: Binance's).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Market data seed.")
 @pass_settings
-def sim(settings: Settings, host: str, port: int, weight_window: float, seed: int) -> None:
+def sim(
+    settings: Settings,
+    host: str,
+    port: int,
+    weight_window: int,
+    weight_limits: tuple[str, ...],
+    seed: int,
+) -> None:
     """Serve the Binance-compatible simulator on HOST:PORT until Ctrl-C."""
-    from ..sim import DEMO_API_KEY, DEMO_API_SECRET, SimExchange
+    from ..sim import DEMO_API_KEY, DEMO_API_SECRET, SimExchange, run_server
+
+    limits: dict[str, int] = {}
+    for item in weight_limits:
+        market, _, number = item.partition("=")
+        if market not in {m.value for m in Market} or not number.isdigit():
+            raise click.BadParameter(
+                f"{item!r}: use MARKET=N with MARKET one of spot, usdm, coinm",
+                param_hint="--weight-limit",
+            )
+        limits[market] = int(number)
+    if weight_window < 1:
+        raise click.BadParameter("must be at least 1 second", param_hint="--weight-window")
+
+    def ready(url: str) -> None:
+        # Plain echo: these lines are meant to be copied, so no wrapping or styling.
+        click.echo(f"simulator serving spot, USDⓈ-M and COIN-M at {url}")
+        click.echo(f"demo account: BINANCE_API_KEY={DEMO_API_KEY}")
+        click.echo(f"              BINANCE_API_SECRET={DEMO_API_SECRET}")
+        click.echo(f"try: aiocea-trio --base-url {url} ticker BTCUSDT   (Ctrl-C stops)")
 
     async def go() -> None:
-        exchange = SimExchange(seed=seed, weight_window=weight_window)
-        async with trio.open_nursery() as nursery:
-            url = await nursery.start(exchange.serve, host, port)
-            console.print(f"simulator serving spot, USDⓈ-M and COIN-M at {url}")
-            console.print(f"demo account: BINANCE_API_KEY={DEMO_API_KEY}")
-            console.print(f"              BINANCE_API_SECRET={DEMO_API_SECRET}")
-            console.print(f"try: aiocea-trio --base-url {url} ticker BTCUSDT   (Ctrl-C stops)")
+        exchange = SimExchange(seed=seed, weight_window=weight_window, weight_limits=limits)
+        await run_server(exchange, host, port, on_ready=ready)
 
     run_trio(settings, go)
 
