@@ -852,3 +852,30 @@ def test_fault_config_validates() -> None:
         make_sim(weight_window=0.5)
     with pytest.raises(ValueError):
         make_sim(accounts=[AccountConfig("x", "short", "s")])
+
+
+def test_ban_lengths_double_up_to_the_maximum() -> None:
+    from aiocea_trio.sim.errors import ApiError
+    from aiocea_trio.sim.limits import WeightLimiter
+
+    limiter = WeightLimiter(60, {"spot": 1}, ban_base=1.0, ban_max=3.0, ban_grace=0)
+    now = 0
+    lengths = []
+    for _ in range(4):
+        now = (now // 60_000 + 1) * 60_000  # a fresh window
+        limiter.charge("spot", "ip", 1, now)
+        with pytest.raises(ApiError) as e429:
+            limiter.charge("spot", "ip", 1, now)
+        assert e429.value.status == 429
+        with pytest.raises(ApiError) as e418:
+            limiter.charge("spot", "ip", 1, now)
+        assert e418.value.status == 418
+        lengths.append(int(e418.value.headers["Retry-After"]))
+    assert lengths == [1, 2, 3, 3]
+
+
+async def test_duplicate_parameters_are_rejected(api: Api) -> None:
+    r = await api.http.get("/api/v3/depth?symbol=BTCUSDT&symbol=ETHUSDT")
+    assert r.status_code == 400
+    assert r.json() == {"code": -1101, "msg": "Duplicate values for a parameter detected."}
+    assert r.headers["X-MBX-USED-WEIGHT-1M"] == "5"  # charged all the same
