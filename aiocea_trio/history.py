@@ -84,6 +84,8 @@ _AGG_PATHS: Final = {
 }
 _FUNDING_PATHS: Final = {Market.USDM: "/fapi/v1/fundingRate", Market.COINM: "/dapi/v1/fundingRate"}
 _HOUR_MS: Final = 3_600_000
+_COINM_MAX_SPAN_MS: Final = 200 * 86_400_000
+_COINM_MAX_MONTHS: Final = 6  # six months never exceed 200 days
 
 
 class _Requester(Protocol):
@@ -337,6 +339,10 @@ async def open_kline_stream(
             )
         base_url = getattr(client, "base_url", None)
         root = archive_url or base_url or DEFAULT_ARCHIVE_URL
+    if market is Market.COINM:
+        # COIN-M refuses a kline query spanning more than 200 days (-1127).
+        size = interval_ms(interval)
+        limit = min(limit, _COINM_MAX_SPAN_MS // size if size else _COINM_MAX_MONTHS)
     pages = _kline_pages(interval, rest_from, hi, limit)
     progress = progress if progress is not None else Progress()
     progress.pages_total += len(pages)
