@@ -879,3 +879,33 @@ async def test_duplicate_parameters_are_rejected(api: Api) -> None:
     assert r.status_code == 400
     assert r.json() == {"code": -1101, "msg": "Duplicate values for a parameter detected."}
     assert r.headers["X-MBX-USED-WEIGHT-1M"] == "5"  # charged all the same
+
+
+async def test_futures_account_views(api: Api) -> None:
+    await api.ok(
+        "POST",
+        "/fapi/v1/order",
+        {"symbol": "ETHUSDT", "side": "BUY", "type": "MARKET", "quantity": "1.000"},
+    )
+    await api.ok(
+        "POST",
+        "/fapi/v1/order",
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.010",
+            "price": "10000",
+        },
+    )
+    v3 = await api.ok("GET", "/fapi/v3/account")
+    assert [p["symbol"] for p in v3["positions"]] == ["ETHUSDT"]  # v3: open positions only
+    assert D(v3["totalPositionInitialMargin"]) > 0
+    assert D(v3["totalOpenOrderInitialMargin"]) == D("10000") * D("0.010") / 20
+    assert D(v3["availableBalance"]) < D(v3["totalWalletBalance"])
+    v2 = await api.ok("GET", "/fapi/v2/account")
+    assert {p["symbol"] for p in v2["positions"]} == {"BTCUSDT", "ETHUSDT"}
+    coin = await api.ok("GET", "/dapi/v1/account")
+    assert {a["asset"] for a in coin["assets"]} == {"BTC", "ETH"}
+    assert coin["canTrade"] is True

@@ -823,6 +823,133 @@ class Trading:
             "uid": 100000000 + sum(map(ord, acct.config.name)),
         }
 
+    def futures_account(
+        self, acct: Account, market: str, now_ms: int, version: int
+    ) -> dict[str, Any]:
+        """GET /fapi/v2|v3/account or /dapi/v1/account: totals, assets and positions."""
+        self.sync(acct, market, now_ms)
+        lev = acct.config.leverage
+        now_s = now_ms // 1000
+        per_asset: dict[str, dict[str, Decimal]] = {}
+        for asset, balance in acct.wallets[market].items():
+            per_asset[asset] = {
+                "wallet": balance,
+                "upnl": _ZERO,
+                "pos_im": _ZERO,
+                "ord_im": _ZERO,
+                "mm": _ZERO,
+            }
+        positions = []
+        for (mkt, symbol), spec in self.specs.items():
+            if mkt != market:
+                continue
+            pos = acct.positions.get((mkt, symbol), _Position())
+            series = self.md.get(mkt, symbol)
+            assert series is not None
+            mark = self._price_dec(spec, series.price_at(now_s))
+            row = per_asset.setdefault(
+                spec.margin_asset,
+                {"wallet": _ZERO, "upnl": _ZERO, "pos_im": _ZERO, "ord_im": _ZERO, "mm": _ZERO},
+            )
+            upnl = self._unrealized(spec, pos, mark)
+            im = self._margin_of(spec, abs(pos.amt), mark, lev) if pos.amt else _ZERO
+            mm = im * lev * Decimal("0.004")
+            ord_im = sum(
+                (
+                    self._margin_of(
+                        spec, self._qty_dec(spec, o.qty), self._price_dec(spec, o.price), lev
+                    )
+                    for o in acct.open.values()
+                    if o.market == mkt and o.symbol == symbol
+                ),
+                _ZERO,
+            )
+            row["upnl"] += upnl
+            row["pos_im"] += im
+            row["ord_im"] += ord_im
+            row["mm"] += mm
+            notional = pos.amt * spec.contract_size / mark if market == "coinm" else pos.amt * mark
+            if version >= 3 and pos.amt == 0:
+                continue
+            entry: dict[str, Any] = {
+                "symbol": symbol,
+                "positionSide": "BOTH",
+                "positionAmt": spec.qty_str(int(pos.amt.scaleb(spec.qty_decimals))),
+                "unrealizedProfit": f"{upnl:.8f}",
+                "isolatedMargin": "0",
+                "notional": f"{notional:.8f}",
+                "isolatedWallet": "0",
+                "initialMargin": f"{im + ord_im:.8f}",
+                "maintMargin": f"{mm:.8f}",
+                "updateTime": pos.update_ms,
+            }
+            if version < 3:
+                entry.update(
+                    {
+                        "positionInitialMargin": f"{im:.8f}",
+                        "openOrderInitialMargin": f"{ord_im:.8f}",
+                        "leverage": str(lev),
+                        "isolated": False,
+                        "entryPrice": f"{pos.entry:.8f}",
+                        "breakEvenPrice": f"{pos.entry:.8f}",
+                    }
+                )
+                if market == "coinm":
+                    entry["maxQty"] = "1000000"
+                else:
+                    entry["maxNotional"] = "20000000"
+            positions.append(entry)
+        assets = []
+        totals = dict.fromkeys(("wallet", "upnl", "pos_im", "ord_im", "mm", "avail"), _ZERO)
+        for asset, row in per_asset.items():
+            margin_balance = row["wallet"] + row["upnl"]
+            available = margin_balance - row["pos_im"] - row["ord_im"]
+            for k in ("wallet", "upnl", "pos_im", "ord_im", "mm"):
+                totals[k] += row[k]
+            totals["avail"] += available
+            assets.append(
+                {
+                    "asset": asset,
+                    "walletBalance": f"{row['wallet']:.8f}",
+                    "unrealizedProfit": f"{row['upnl']:.8f}",
+                    "marginBalance": f"{margin_balance:.8f}",
+                    "maintMargin": f"{row['mm']:.8f}",
+                    "initialMargin": f"{row['pos_im'] + row['ord_im']:.8f}",
+                    "positionInitialMargin": f"{row['pos_im']:.8f}",
+                    "openOrderInitialMargin": f"{row['ord_im']:.8f}",
+                    "crossWalletBalance": f"{row['wallet']:.8f}",
+                    "crossUnPnl": f"{row['upnl']:.8f}",
+                    "availableBalance": f"{available:.8f}",
+                    "maxWithdrawAmount": f"{max(available, _ZERO):.8f}",
+                    "updateTime": acct.update_ms,
+                }
+            )
+        if market == "coinm":
+            return {
+                "assets": assets,
+                "positions": positions,
+                "canDeposit": True,
+                "canTrade": True,
+                "canWithdraw": True,
+                "feeTier": 0,
+                "updateTime": acct.update_ms,
+            }
+        return {
+            "totalInitialMargin": f"{totals['pos_im'] + totals['ord_im']:.8f}",
+            "totalMaintMargin": f"{totals['mm']:.8f}",
+            "totalWalletBalance": f"{totals['wallet']:.8f}",
+            "totalUnrealizedProfit": f"{totals['upnl']:.8f}",
+            "totalMarginBalance": f"{totals['wallet'] + totals['upnl']:.8f}",
+            "totalPositionInitialMargin": f"{totals['pos_im']:.8f}",
+            "totalOpenOrderInitialMargin": f"{totals['ord_im']:.8f}",
+            "totalCrossWalletBalance": f"{totals['wallet']:.8f}",
+            "totalCrossUnPnl": f"{totals['upnl']:.8f}",
+            "availableBalance": f"{totals['avail']:.8f}",
+            "maxWithdrawAmount": f"{max(totals['avail'], _ZERO):.8f}",
+            "assets": assets,
+            "positions": positions,
+        }
+
     def futures_balance(self, acct: Account, market: str, now_ms: int) -> list[dict[str, Any]]:
         """GET /fapi/v2/balance or /dapi/v1/balance."""
         self.sync(acct, market, now_ms)

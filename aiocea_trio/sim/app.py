@@ -694,6 +694,11 @@ class _Handlers:
             rows.append({"symbol": s.spec.symbol, "notionalCoef": 1.0, "brackets": brackets})
         return rows[0] if "symbol" in r.params else rows
 
+    def futures_account(self, r: Ctx) -> Any:
+        assert r.account is not None
+        version = 3 if r.path.startswith("/fapi/v3/") else 2
+        return self.trading.futures_account(r.account, r.market, r.now_ms, version)
+
     def position_risk(self, r: Ctx) -> Any:
         assert r.account is not None
         return self.trading.position_risk(r.account, r.market, r.params, r.now_ms)
@@ -787,6 +792,9 @@ def _routes(h: _Handlers) -> dict[tuple[str, str], _Endpoint]:
     routes[("GET", "/fapi/v3/balance")] = signed(h.balance)
     routes[("GET", "/fapi/v2/positionRisk")] = signed(h.position_risk)
     routes[("GET", "/fapi/v1/leverageBracket")] = signed(h.leverage_bracket)
+    routes[("GET", "/fapi/v2/account")] = signed(h.futures_account)
+    routes[("GET", "/fapi/v3/account")] = signed(h.futures_account)
+    routes[("GET", "/dapi/v1/account")] = signed(h.futures_account)
     routes[("GET", "/fapi/v3/positionRisk")] = signed(h.position_risk)
     routes[("GET", "/dapi/v1/balance")] = signed(h.balance)
     routes[("GET", "/dapi/v1/positionRisk")] = signed(h.position_risk)
