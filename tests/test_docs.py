@@ -3,6 +3,9 @@
 Blocks of one page share a namespace, like a reader going down the page. A block
 right after an ``<!-- no-test -->`` line is skipped (used only for code that
 needs real keys or the internet). The examples carry their own asserts.
+
+``trio.run`` gets trio's autojump ``MockClock`` here, so examples that wait for
+rate-limit windows or ring intervals run instantly, as they would in a test.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ import contextlib
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio
+import trio.testing
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
@@ -24,7 +30,14 @@ def _blocks(page: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p)], ids=lambda p: p.name)
-def test_examples_run(page: Path) -> None:
+def test_examples_run(page: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_run = trio.run
+
+    def run_with_mock_clock(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("clock", trio.testing.MockClock(autojump_threshold=0))
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(trio, "run", run_with_mock_clock)
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     out = io.StringIO()
     for number, code in enumerate(_blocks(page), 1):
