@@ -56,3 +56,26 @@ def test_api_reference_is_current() -> None:
     spec.loader.exec_module(gen_api)
     current = (ROOT / "docs" / "api.md").read_text()
     assert gen_api.render() == current, "docs/api.md is stale: run python docs/gen_api.py"
+
+
+def test_cli_page_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``aiocea-trio --sim ...`` line in docs/cli.md's ```sh blocks."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    from aiocea_trio.cli._app import cli
+
+    monkeypatch.chdir(tmp_path)
+    text = (ROOT / "docs" / "cli.md").read_text()
+    lines = [
+        line.strip()
+        for block in re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+        for line in block.splitlines()
+        if line.strip().startswith("aiocea-trio --sim")
+    ]
+    assert len(lines) >= 8
+    runner = CliRunner()
+    for line in lines:
+        result = runner.invoke(cli, shlex.split(line)[1:])
+        assert result.exit_code == 0, f"{line}\n{result.output}"
