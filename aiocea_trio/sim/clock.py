@@ -1,9 +1,10 @@
 """The simulator's clock: trio's clock anchored to wall-clock epoch milliseconds.
 
-``now_ms = anchor_epoch_ms + (trio.current_time() - anchor_trio) * 1000``, anchored the first
-time it is read inside a trio run. Under ``trio.testing.MockClock(autojump_threshold=0)`` time
-jumps, so rate-limit windows and resting orders move without real waiting. The client anchors its
-own timestamps the same way, so both agree under a mock clock.
+``now_ms = anchor_epoch_ms + (trio.current_time() - anchor_trio) * 1000``, anchored when the
+simulator is created inside a trio run, else the first time it is read in one. Under
+``trio.testing.MockClock(autojump_threshold=0)`` time jumps, so rate-limit windows and resting
+orders move without real waiting. The client anchors its own timestamps the same way, so both
+agree under a mock clock.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ class SimClock:
         now = int(self._anchor_ms + (trio.current_time() - self._anchor_trio) * 1000.0)
         self._last_ms = now
         return now
+
+    def anchor_if_in_trio(self) -> None:
+        """Anchor now if called inside a trio run (so a client opened right after agrees to the
+        microsecond under a mock clock); outside trio, the first read anchors."""
+        try:
+            trio.lowlevel.current_root_task()
+        except RuntimeError:
+            return
+        self.now_ms()
 
     def initial_ms(self) -> int:
         """The anchor time if known, else the configured start or the wall clock (no trio)."""

@@ -123,6 +123,7 @@ class SimExchange:
 
     def __attrs_post_init__(self) -> None:
         self.clock = SimClock(self.start_time_ms)
+        self.clock.anchor_if_in_trio()
         self.symbol_specs = list(self.symbols or default_symbols(self.clock.initial_ms()))
         self.market_data = MarketData(self.seed, self.symbol_specs)
         self.trading = Trading(self.market_data, self.symbol_specs)
