@@ -239,7 +239,9 @@ async def test_example_4_serial_klines(autojump_clock: trio.abc.Clock) -> None:
 async def test_example_5_gather_of_serial_klines(autojump_clock: trio.abc.Clock) -> None:
     out = Printed()
     async with sim().client() as client:
-        task = await demo.gather_of_serial_klines(client, out)
+        result = await demo.gather_of_serial_klines(client, out)
+        assert isinstance(result, GatherTask)
+        task: Any = result  # nested children are reached as task.tasks[i].tasks[j]
         ends = {leaf.endTime for serial in task.tasks for leaf in serial.tasks}
         (end,) = ends  # all four asked for the same candle
         params = {"interval": "1m", "limit": 1, "endTime": end}
@@ -247,7 +249,6 @@ async def test_example_5_gather_of_serial_klines(autojump_clock: trio.abc.Clock)
             symbol: await client.request("GET", "/dapi/v1/klines", {"symbol": symbol, **params})
             for symbol in ("BTCUSD_PERP", "ETHUSD_PERP")
         }
-    assert isinstance(task, GatherTask)
     assert task.state is TaskState.DONE
     line = f"1m klines, up to {end}, limit 1"
     assert out.lines[0] == (
@@ -380,6 +381,7 @@ async def test_two_api_keys_per_task_client(autojump_clock: trio.abc.Clock) -> N
 
         out = Printed()
         gather = await demo.per_task_clients(api1, api2, out)
+        assert isinstance(gather, GatherTask)
         assert gather.state is TaskState.DONE
         assert gather.result == [{}, {}]
         assert api1.calls == [("GET", "/dapi/v1/ping")]
