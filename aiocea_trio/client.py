@@ -608,6 +608,7 @@ class BinanceClient:
     # -- order counts (per account) ------------------------------------------------
 
     def _note_order_counts(self, market: Market, headers: httpx.Headers) -> None:
+        """Reconcile the local order counts with the exchange's ``X-MBX-ORDER-COUNT-*``."""
         for name, value in headers.items():
             lower = name.lower()
             if not lower.startswith("x-mbx-order-count-"):
@@ -619,23 +620,32 @@ class BinanceClient:
             except (ValueError, KeyError, IndexError):
                 continue
             index = self.server_time_ms() // (seconds * 1000)
-            self._order_counts[(market, seconds)] = (index, count)
+            seen_index, seen = self._order_counts.get((market, seconds), (index, 0))
+            local = seen if seen_index == index else 0
+            self._order_counts[(market, seconds)] = (index, max(local, count))
 
     async def _wait_for_order_budget(self, market: Market) -> None:
-        """Hold an order while a short ORDERS window (10 s, 1 min) is at its limit."""
+        """Hold an order while a short ORDERS window (10 s, 1 min) is at its limit, then count it.
+
+        Orders are counted here, before they are sent, and reconciled with the
+        exchange's headers afterwards: an order whose response was lost still counts.
+        """
         limits = self.limiter.limits(market).orders or tuple(
             (float(w), n) for w, n in DEFAULT_ORDER_LIMITS[market.value]
         )
-        for window, limit in limits:
-            if window > 60:
-                continue  # a day's limit is the exchange's to enforce: waiting hours helps no one
-            seen = self._order_counts.get((market, int(window)))
-            if seen is None:
-                continue
-            now = self.server_time_ms()
-            index, count = seen
-            if index == now // int(window * 1000) and count >= limit:
+        short = [(int(w), n) for w, n in limits if w <= 60]  # a day's limit: the exchange's job
+        for window, limit in short:
+            while True:
+                now = self.server_time_ms()
+                index = now // (window * 1000)
+                seen_index, count = self._order_counts.get((market, window), (index, 0))
+                if seen_index != index or count < limit:
+                    break
                 await trio.sleep(((index + 1) * window * 1000 - now) / 1000.0)
+        for window, _ in short:  # no await since the checks: the counts are ours
+            index = self.server_time_ms() // (window * 1000)
+            seen_index, count = self._order_counts.get((market, window), (index, 0))
+            self._order_counts[(market, window)] = (index, (count if seen_index == index else 0) + 1)
 
     # -- observing -----------------------------------------------------------------
 

@@ -141,11 +141,14 @@ async def test_a_418_stops_the_market_and_says_until_when(
         await client.request("GET", "/api/v3/ping")
 
 
+@pytest.mark.parametrize("start_ms", [1_700_000_000_000, 1_700_000_009_500])
 async def test_orders_are_placed_exactly_once_through_lost_responses(
-    autojump_clock: trio.testing.MockClock,
+    start_ms: int, autojump_clock: trio.testing.MockClock
 ) -> None:
+    # 200 orders cross several 10-second ORDERS windows (100 per window on spot): the
+    # client must count the orders whose responses were lost, or it gets a -1015.
     faults = FaultConfig(lost_order_response_rate=0.2, orders_only=True)
-    sim = SimExchange(faults=faults, seed=7)
+    sim = SimExchange(faults=faults, seed=7, start_time_ms=start_ms)
     placed: list[dict[str, Any]] = []
     async with sim.client(order_lookup_delay=0.5) as client:
         for i in range(200):
