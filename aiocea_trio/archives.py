@@ -34,9 +34,11 @@ __all__ = [
     "ArchiveFile",
     "ArchiveNotFoundError",
     "fetch_archive",
+    "load_agg_trades",
     "load_klines",
     "parse_agg_trades_csv",
     "parse_klines_csv",
+    "plan_agg_trade_archives",
     "plan_kline_archives",
 ]
 
@@ -97,6 +99,47 @@ def _next_month(year: int, month: int) -> tuple[int, int]:
     return (year + 1, 1) if month == 12 else (year, month + 1)
 
 
+def _plan(
+    market: Market,
+    folder: str,
+    stem: str,
+    start: int,
+    end: int,
+    today_start: int,
+    *,
+    monthly: bool = True,
+    daily: bool = True,
+) -> tuple[list[ArchiveFile], int]:
+    """Monthly files for whole past months, then daily files for whole past days."""
+    base = f"/data/{_MARKET_DIRS[market]}"
+    files: list[ArchiveFile] = []
+    cursor = start
+    when = dt.datetime.fromtimestamp(start / 1000, dt.UTC)
+    year, month = when.year, when.month
+    while monthly:
+        lo = _month_start(year, month)
+        hi = _month_start(*_next_month(year, month))
+        if hi > today_start or lo >= end:
+            break
+        name = f"{stem}-{year:04d}-{month:02d}.zip"
+        files.append(ArchiveFile(f"{base}/monthly/{folder}/{name}", max(lo, start), min(hi, end)))
+        cursor = min(hi, end)
+        year, month = _next_month(year, month)
+    if daily:
+        day = cursor - cursor % _DAY_MS
+        while day + _DAY_MS <= today_start and day < end and cursor < end:
+            date = dt.datetime.fromtimestamp(day / 1000, dt.UTC).date()
+            name = f"{stem}-{date.isoformat()}.zip"
+            files.append(
+                ArchiveFile(
+                    f"{base}/daily/{folder}/{name}", max(day, cursor), min(day + _DAY_MS, end)
+                )
+            )
+            day += _DAY_MS
+            cursor = min(day, end)
+    return files, cursor
+
+
 def plan_kline_archives(
     market: Market | str,
     symbol: str,
@@ -105,45 +148,34 @@ def plan_kline_archives(
     end: int,
     today_start: int,
 ) -> tuple[list[ArchiveFile], int]:
-    """The archive files for ``[start, end)``, and where the REST tail begins.
+    """The archive files for klines in ``[start, end)``, and where the REST tail begins.
 
     Whole months that ended before ``today_start`` come from monthly files, then
     whole days before it from daily files; everything from the returned
-    boundary on (today, or the range's end) is for the REST API.
+    boundary on (today, or the range's end) is for the REST API. A month of 1s
+    candles is 2.6 million rows, so 1s uses daily files only; 1M candles only
+    exist in monthly files.
     """
-    market = Market(market)
     name = "1mo" if interval == "1M" else interval
-    base = f"/data/{_MARKET_DIRS[market]}"
-    files: list[ArchiveFile] = []
-    cursor = start
-    when = dt.datetime.fromtimestamp(start / 1000, dt.UTC)
-    year, month = when.year, when.month
-    # A month of 1s candles is 2.6 million rows: daily files keep memory bounded.
-    while interval != "1s":
-        lo = _month_start(year, month)
-        hi = _month_start(*_next_month(year, month))
-        if hi > today_start or lo >= end:
-            break
-        stem = f"{symbol}-{name}-{year:04d}-{month:02d}"
-        path = f"{base}/monthly/klines/{symbol}/{name}/{stem}.zip"
-        files.append(ArchiveFile(path, max(lo, start), min(hi, end)))
-        cursor = min(hi, end)
-        year, month = _next_month(year, month)
-    if interval != "1M":  # monthly candles only come in monthly files
-        day = cursor - cursor % _DAY_MS
-        while day + _DAY_MS <= today_start and day < end and cursor < end:
-            date = dt.datetime.fromtimestamp(day / 1000, dt.UTC).date()
-            stem = f"{symbol}-{name}-{date.isoformat()}"
-            files.append(
-                ArchiveFile(
-                    f"{base}/daily/klines/{symbol}/{name}/{stem}.zip",
-                    max(day, cursor),
-                    min(day + _DAY_MS, end),
-                )
-            )
-            day += _DAY_MS
-            cursor = min(day, end)
-    return files, cursor
+    return _plan(
+        Market(market),
+        f"klines/{symbol}/{name}",
+        f"{symbol}-{name}",
+        start,
+        end,
+        today_start,
+        monthly=interval != "1s",
+        daily=interval != "1M",
+    )
+
+
+def plan_agg_trade_archives(
+    market: Market | str, symbol: str, start: int, end: int, today_start: int
+) -> tuple[list[ArchiveFile], int]:
+    """The aggTrades archive files for ``[start, end)``, and where the REST tail begins."""
+    return _plan(
+        Market(market), f"aggTrades/{symbol}", f"{symbol}-aggTrades", start, end, today_start
+    )
 
 
 def _strip_key(request: httpx.Request) -> httpx.Request:
@@ -282,3 +314,18 @@ async def load_klines(
         return None
     rows: Sequence[list[Any]] = await trio.to_thread.run_sync(parse_klines_csv, data)
     return [r for r in rows if file.start <= r[0] < file.end]
+
+
+async def load_agg_trades(
+    http: httpx.AsyncClient,
+    root: str,
+    file: ArchiveFile,
+    *,
+    cache_dir: Path | None = None,
+) -> list[dict[str, Any]] | None:
+    """Fetch, verify and parse one aggTrades archive, keeping its span; None if absent."""
+    data = await fetch_archive(http, root, file, cache_dir=cache_dir)
+    if data is None:
+        return None
+    trades: Sequence[dict[str, Any]] = await trio.to_thread.run_sync(parse_agg_trades_csv, data)
+    return [t for t in trades if file.start <= t["T"] < file.end]

@@ -28,7 +28,9 @@ from .archives import (
     DEFAULT_ARCHIVE_URL,
     ArchiveFile,
     ArchiveNotFoundError,
+    load_agg_trades,
     load_klines,
+    plan_agg_trade_archives,
     plan_kline_archives,
 )
 from .markets import Market
@@ -102,12 +104,12 @@ class Gap:
     end: int
 
 
-class HistoryRows(list[Row]):
+class HistoryRows(list[Any]):
     """The rows, in time order, plus the gaps the exchange's data has in the range."""
 
     gaps: list[Gap]
 
-    def __init__(self, rows: Sequence[Row] = (), gaps: Sequence[Gap] = ()) -> None:
+    def __init__(self, rows: Sequence[Any] = (), gaps: Sequence[Gap] = ()) -> None:
         super().__init__(rows)
         self.gaps = list(gaps)
 
@@ -274,6 +276,38 @@ async def _ordered_pages(
                 nursery.start_soon(one, index)
 
 
+@attrs.frozen
+class _ArchivePlan:
+    http: Any  # httpx.AsyncClient, or None when archives are not used
+    root: str
+    files: list[ArchiveFile]
+    rest_from: int | None
+
+
+def _archive_plan(
+    client: _Requester,
+    source: str,
+    archive_url: str | None,
+    plan: Callable[[int], tuple[list[ArchiveFile], int]],
+    hi: int,
+    what: str,
+) -> _ArchivePlan:
+    """Which archive files serve a range, and where the REST API takes over."""
+    if source not in ("auto", "rest", "archive"):
+        raise ValueError(f"source must be 'auto', 'rest' or 'archive'; got {source!r}")
+    http = getattr(client, "http_client", None) if source != "rest" else None
+    if source == "archive" and http is None:
+        raise ValueError("source='archive' needs a BinanceClient (archives are fetched over HTTP)")
+    if http is None:
+        return _ArchivePlan(None, "", [], None)
+    today = client.server_time_ms()  # type: ignore[attr-defined]
+    files, rest_from = plan(today - today % 86_400_000)
+    if source == "archive" and rest_from < hi:
+        raise ArchiveNotFoundError(f"{what} from {rest_from} (today's data is not archived yet)")
+    root = archive_url or getattr(client, "base_url", None) or DEFAULT_ARCHIVE_URL
+    return _ArchivePlan(http, root, files, rest_from)
+
+
 @asynccontextmanager
 async def open_kline_stream(
     client: _Requester,
@@ -321,29 +355,20 @@ async def open_kline_stream(
         raise ValueError(f"page_size must be in 1..{_MAX_KLINE_LIMIT[market]}; got {limit}")
     if max_concurrency < 1:
         raise ValueError("max_concurrency must be at least 1")
-    if source not in ("auto", "rest", "archive"):
-        raise ValueError(f"source must be 'auto', 'rest' or 'archive'; got {source!r}")
-    http = getattr(client, "http_client", None) if source != "rest" else None
-    if source == "archive" and http is None:
-        raise ValueError("source='archive' needs a BinanceClient (archives are fetched over HTTP)")
-    files: list[ArchiveFile] = []
-    rest_from = lo
-    if http is not None:
-        today = client.server_time_ms()  # type: ignore[attr-defined]
-        files, rest_from = plan_kline_archives(
-            market, symbol, interval, lo, hi, today - today % 86_400_000
-        )
-        if source == "archive" and rest_from < hi:
-            raise ArchiveNotFoundError(
-                f"{symbol} {interval} from {rest_from} (today's data is not archived yet)"
-            )
-        base_url = getattr(client, "base_url", None)
-        root = archive_url or base_url or DEFAULT_ARCHIVE_URL
+    plan = _archive_plan(
+        client,
+        source,
+        archive_url,
+        lambda today: plan_kline_archives(market, symbol, interval, lo, hi, today),
+        hi,
+        f"{symbol} {interval}",
+    )
+    http, root, files, rest_from = plan.http, plan.root, plan.files, plan.rest_from
     if market is Market.COINM:
         # COIN-M refuses a kline query spanning more than 200 days (-1127).
         size = interval_ms(interval)
         limit = min(limit, _COINM_MAX_SPAN_MS // size if size else _COINM_MAX_MONTHS)
-    pages = _kline_pages(interval, rest_from, hi, limit)
+    pages = _kline_pages(interval, lo if rest_from is None else rest_from, hi, limit)
     progress = progress if progress is not None else Progress()
     progress.pages_total += len(pages)
     progress.archives_total += len(files)
@@ -615,24 +640,60 @@ async def download_agg_trades(
     market: Market | str = Market.SPOT,
     max_concurrency: int = 4,
     progress: Progress | None = None,
+    source: str = "auto",
+    archive_url: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> HistoryRows:
     """Aggregate trades with time in ``[start, end)``, in order, each once.
 
-    Binance allows at most an hour per time-range query, so the range is cut in
-    hours fetched concurrently; within an hour, pages follow by ``fromId``.
+    Whole past months and days come from Binance's aggTrades archives (as for
+    klines: ``source``, ``archive_url``, ``cache_dir``). For the rest, Binance
+    allows at most an hour per time-range query, so the range is cut in hours
+    fetched concurrently; within an hour, pages follow by ``fromId``.
     """
     market = Market(market)
     lo, hi = to_ms(start), to_ms(end)
     if lo > hi:
         raise ValueError(f"start ({lo}) is after end ({hi})")
     path = _AGG_PATHS[market]
-    slices = [(t, min(t + _HOUR_MS, hi)) for t in range(lo, hi, _HOUR_MS)]
+    plan = _archive_plan(
+        client,
+        source,
+        archive_url,
+        lambda today: plan_agg_trade_archives(market, symbol, lo, hi, today),
+        hi,
+        f"{symbol} aggTrades",
+    )
+    rest_from = lo if plan.rest_from is None else plan.rest_from
+    files = plan.files
+    slices = [(t, min(t + _HOUR_MS, hi)) for t in range(rest_from, hi, _HOUR_MS)]
     progress = progress if progress is not None else Progress()
     progress.pages_total += len(slices)
+    progress.archives_total += len(files)
     weight = request_weight(market.value, "GET", path, {"limit": "1000"})
+    cache = Path(cache_dir) if cache_dir is not None else None
+
+    async def fetch_archive_file(file: ArchiveFile) -> list[dict[str, Any]]:
+        trades = await load_agg_trades(plan.http, plan.root, file, cache_dir=cache)
+        if trades is None:
+            if source == "archive":
+                raise ArchiveNotFoundError(file.name)
+            logger.info("%s not published: the REST API serves its span", file.name)
+            trades = list(
+                await download_agg_trades(
+                    client, symbol, file.start, file.end, market=market,
+                    max_concurrency=max_concurrency, progress=progress, source="rest",
+                )
+            )
+        else:
+            progress.archive_rows += len(trades)
+        progress.archives_done += 1
+        return trades
 
     async def fetch(index: int) -> list[dict[str, Any]]:
-        s_lo, s_hi = slices[index]
+        if index < len(files):
+            return await fetch_archive_file(files[index])
+        s_lo, s_hi = slices[index - len(files)]
         params: dict[str, object] = {
             "symbol": symbol,
             "startTime": s_lo,
@@ -647,6 +708,7 @@ async def download_agg_trades(
             if len(page) < 1000 or int(page[-1]["T"]) >= s_hi:
                 break
             params = {"symbol": symbol, "fromId": int(page[-1]["a"]) + 1, "limit": 1000}
+        progress.pages_done += 1
         return out
 
     rows: list[Any] = []
@@ -655,7 +717,11 @@ async def download_agg_trades(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(
                 functools.partial(
-                    _ordered_pages, fetch, len(slices), send, max_concurrency=max_concurrency
+                    _ordered_pages,
+                    fetch,
+                    len(files) + len(slices),
+                    send,
+                    max_concurrency=max_concurrency,
                 )
             )
             await _collect_trades(receive, rows, progress)
@@ -675,7 +741,6 @@ async def _collect_trades(
                 if int(trade["a"]) > last_id:
                     rows.append(trade)
                     last_id = int(trade["a"])
-            progress.pages_done += 1
             progress.rows = len(rows)
 
 
