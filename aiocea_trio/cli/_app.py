@@ -351,6 +351,19 @@ def depth(settings: Settings, symbol: str, limit: int) -> None:
     help="CSV file (appended to and resumed), or .parquet when pyarrow is installed.",
 )
 @click.option("--concurrency", default=8, show_default=True, help="Pages in flight.")
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "rest", "archive"]),
+    default="auto",
+    show_default=True,
+    help="auto: Binance's zip archives for past months and days, REST for the rest.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Keep verified archives here; a second run downloads nothing.",
+)
 @pass_settings
 def klines(
     settings: Settings,
@@ -360,6 +373,8 @@ def klines(
     end: str | None,
     output: Path,
     concurrency: int,
+    source: str,
+    cache_dir: Path | None,
 ) -> None:
     """Download SYMBOL's INTERVAL klines from --start to --end into a file."""
     from ..history import Progress, download_klines, download_klines_to_file, interval_ms, to_ms
@@ -390,6 +405,7 @@ def klines(
                     rows = await download_klines(
                         client, symbol.upper(), interval, lo, stop,
                         market=settings.market, max_concurrency=concurrency, progress=progress,
+                        source=source, cache_dir=cache_dir,
                     )
                     await trio.to_thread.run_sync(_write_parquet, output, rows)
                     written = len(rows)
@@ -397,37 +413,45 @@ def klines(
                     written = await download_klines_to_file(
                         client, output, symbol.upper(), interval, lo, stop,
                         market=settings.market, max_concurrency=concurrency, progress=progress,
+                        source=source, cache_dir=cache_dir,
                     )
                 nursery.cancel_scope.cancel()
             return written
 
     written = run_trio(settings, go)
+    archived = f"{progress.archives_done} archive files and " if progress.archives_total else ""
     console.print(
         f"{written} rows written to {output} "
-        f"({progress.pages_done} pages, {progress.weight} weight)"
+        f"({archived}{progress.pages_done} REST pages, {progress.weight} weight)"
     )
 
 
 async def _show_progress(progress: Any, scope: trio.CancelScope) -> None:
-    """A rich progress bar that redraws from the shared Progress object."""
+    """A rich progress bar per source (archives, REST pages), redrawn from ``Progress``."""
     with Progress_(
-        TextColumn("[bold]klines"),
+        TextColumn("[bold]{task.description:<9}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} pages"),
-        TextColumn("{task.fields[rows]} rows"),
-        TextColumn("{task.fields[weight]} weight"),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
     ) as bar:
-        handle = bar.add_task("klines", total=None, rows=0, weight=0)
+        archives = bar.add_task("archives", total=None, detail="", visible=False)
+        rest = bar.add_task("REST", total=None, detail="")
         while True:
             bar.update(
-                handle,
+                archives,
+                total=progress.archives_total or None,
+                completed=progress.archives_done,
+                detail=f"{progress.archive_rows} rows, no weight",
+                visible=progress.archives_total > 0,
+            )
+            bar.update(
+                rest,
                 total=progress.pages_total or None,
                 completed=progress.pages_done,
-                rows=progress.rows,
-                weight=progress.weight,
+                detail=f"{progress.rows} rows in all, {progress.weight} weight",
             )
             await trio.sleep(0.1)
 
