@@ -1,0 +1,235 @@
+"""Archive handling in the client: planning, checksums, 404 fallback, cache, units, threads.
+
+Here the archive host and the REST API are respx routes serving files built by the
+test, so each failure can be staged exactly; tests/test_sim_archives.py runs the
+same paths end to end against the simulator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+import trio
+import trio.testing
+
+import aiocea_trio.archives as archives
+from aiocea_trio import BinanceClient, Progress, RateLimiter, download_klines
+from aiocea_trio.archives import (
+    ArchiveChecksumError,
+    ArchiveNotFoundError,
+    parse_agg_trades_csv,
+    parse_klines_csv,
+    plan_kline_archives,
+)
+from aiocea_trio.history import to_ms
+
+ROOT = "https://data.example"
+DAY = 86_400_000
+
+
+def row(open_ms: int, unit: int = 1) -> list[Any]:
+    """A 1d candle; ``unit`` 1000 writes times in microseconds, as spot files from 2025 do."""
+    return [open_ms * unit, "1.5", "2.5", "1.0", "2.0", "10.0", (open_ms + DAY) * unit - 1,
+            "20.0", 7, "5.0", "10.0", "0"]
+
+
+def rest_row(open_ms: int) -> list[Any]:
+    return row(open_ms)
+
+
+def zipped(rows: list[list[Any]], *, header: bool = False, name: str = "x.csv") -> bytes:
+    lines = ["open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+             "taker_buy_volume,taker_buy_quote_volume,ignore"] if header else []
+    lines += [",".join(str(v) for v in r) for r in rows]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, "\n".join(lines) + "\n")
+    return buffer.getvalue()
+
+
+def publish(mock: respx.MockRouter, path: str, data: bytes, *, checksum: bytes | None = None) -> respx.Route:
+    name = path.rsplit("/", 1)[-1]
+    digest = hashlib.sha256(checksum if checksum is not None else data).hexdigest()
+    mock.get(f"{ROOT}{path}.CHECKSUM").respond(text=f"{digest}  {name}\n")
+    return mock.get(f"{ROOT}{path}").respond(content=data)
+
+
+def month_rows(year: int, month: int, unit: int = 1) -> list[list[Any]]:
+    start = to_ms(f"{year:04d}-{month:02d}-01")
+    end = to_ms(f"{year + (month == 12):04d}-{month % 12 + 1:02d}-01")
+    return [row(t, unit) for t in range(start, end, DAY)]
+
+
+@pytest.fixture
+def mock() -> respx.MockRouter:
+    with respx.mock(assert_all_called=False) as router:
+        yield router
+
+
+def serve_rest(mock: respx.MockRouter) -> respx.Route:
+    """The klines endpoint: 1d rows for whatever range is asked."""
+
+    def klines(request: httpx.Request) -> httpx.Response:
+        q = dict(request.url.params)
+        lo, hi = int(q["startTime"]), int(q["endTime"])
+        first = -(-lo // DAY) * DAY
+        return httpx.Response(200, json=[rest_row(t) for t in range(first, hi + 1, DAY)])
+
+    return mock.get("https://api.binance.com/api/v3/klines").mock(side_effect=klines)
+
+
+def client() -> BinanceClient:
+    return BinanceClient(limiter=RateLimiter(learn_limits=False))
+
+
+async def _download(**kwargs: Any) -> Any:
+    async with client() as c:
+        return await download_klines(
+            c, "BTCUSDT", "1d", kwargs.pop("start"), kwargs.pop("end"), archive_url=ROOT, **kwargs
+        )
+
+
+def test_plan_months_then_days_then_rest() -> None:
+    files, rest_from = plan_kline_archives(
+        "usdm", "BTCUSDT", "1M", to_ms("2024-11-15"), to_ms("2025-03-01"), to_ms("2025-02-18")
+    )
+    assert [f.name for f in files] == [
+        "BTCUSDT-1mo-2024-11.zip", "BTCUSDT-1mo-2024-12.zip", "BTCUSDT-1mo-2025-01.zip"
+    ]
+    assert files[0].path.startswith("/data/futures/um/monthly/klines/BTCUSDT/1mo/")
+    assert files[0].start == to_ms("2024-11-15")  # the file is cut to the range
+    assert rest_from == to_ms("2025-02-01")  # no daily files for 1M candles
+    files, rest_from = plan_kline_archives(
+        "coinm", "BTCUSD_PERP", "1s", to_ms("2025-02-16"), to_ms("2025-02-20"), to_ms("2025-02-18")
+    )
+    assert [f.name for f in files] == [
+        "BTCUSD_PERP-1s-2025-02-16.zip", "BTCUSD_PERP-1s-2025-02-17.zip"  # 1s: days only
+    ]
+    assert rest_from == to_ms("2025-02-18")
+
+
+def test_parse_detects_microseconds_and_headers() -> None:
+    ms = parse_klines_csv(zipped([row(to_ms("2024-12-31"))]))
+    us = parse_klines_csv(zipped([row(to_ms("2025-01-01"), unit=1000)]))
+    futures = parse_klines_csv(zipped([row(to_ms("2025-01-01"))], header=True))
+    assert ms == [rest_row(to_ms("2024-12-31"))]
+    assert us == [rest_row(to_ms("2025-01-01"))]
+    assert futures == [rest_row(to_ms("2025-01-01"))]
+    trades = parse_agg_trades_csv(zipped([[5, "1.0", "2.0", 9, 9, 1735689600000123, "True", "True"]]))
+    assert trades == [
+        {"a": 5, "p": "1.0", "q": "2.0", "f": 9, "l": 9, "T": 1735689600000, "m": True, "M": True}
+    ]
+
+
+async def test_archives_and_rest_join_without_gap_or_duplicate(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rest = serve_rest(mock)
+    base = "/data/spot/monthly/klines/BTCUSDT/1d"
+    publish(mock, f"{base}/BTCUSDT-1d-2024-12.zip", zipped(month_rows(2024, 12)))
+    publish(mock, f"{base}/BTCUSDT-1d-2025-01.zip", zipped(month_rows(2025, 1, unit=1000)))
+    daily = "/data/spot/daily/klines/BTCUSDT/1d"
+    for day in ("01", "02"):
+        publish(mock, f"{daily}/BTCUSDT-1d-2025-02-{day}.zip",
+                zipped([row(to_ms(f"2025-02-{day}"), unit=1000)]))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2025-02-03T12:00:00Z"))
+    progress = Progress()
+    rows = await _download(start="2024-12-10", end="2025-02-04", progress=progress)
+    assert [r[0] for r in rows] == list(range(to_ms("2024-12-10"), to_ms("2025-02-04"), DAY))
+    assert rows == [rest_row(t) for t in range(to_ms("2024-12-10"), to_ms("2025-02-04"), DAY)]
+    assert (progress.archives_done, progress.pages_done) == (4, 1)  # today comes from REST
+    assert rest.call_count == 1
+    assert progress.weight == 2
+
+
+async def test_a_missing_archive_falls_back_to_rest_for_its_span(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rest = serve_rest(mock)
+    base = "/data/spot/monthly/klines/BTCUSDT/1d"
+    publish(mock, f"{base}/BTCUSDT-1d-2024-01.zip", zipped(month_rows(2024, 1)))
+    mock.get(f"{ROOT}{base}/BTCUSDT-1d-2024-02.zip").respond(404)
+    publish(mock, f"{base}/BTCUSDT-1d-2024-03.zip", zipped(month_rows(2024, 3)))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-04-01"))
+    rows = await _download(start="2024-01-01", end="2024-04-01")
+    assert [r[0] for r in rows] == list(range(to_ms("2024-01-01"), to_ms("2024-04-01"), DAY))
+    asked = dict(rest.calls.last.request.url.params)
+    assert (int(asked["startTime"]), int(asked["endTime"])) == (
+        to_ms("2024-02-01"), to_ms("2024-03-01") - 1  # exactly February
+    )
+    assert rest.call_count == 1
+    with pytest.raises(ArchiveNotFoundError, match="BTCUSDT-1d-2024-02.zip"):
+        await _download(start="2024-01-01", end="2024-04-01", source="archive")
+
+
+async def test_a_checksum_mismatch_is_an_error_naming_the_file(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_rest(mock)
+    good = zipped(month_rows(2024, 5))
+    path = "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip"
+    publish(mock, path, good[:-10] + b"x" * 10, checksum=good)
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    with pytest.raises(ArchiveChecksumError) as info:
+        await _download(start="2024-05-01", end="2024-06-01")
+    assert info.value.name == "BTCUSDT-1d-2024-05.zip"
+    assert "BTCUSDT-1d-2024-05.zip" in str(info.value)
+
+
+async def test_the_cache_makes_a_second_run_download_nothing(
+    mock: respx.MockRouter,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    serve_rest(mock)
+    path = "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip"
+    route = publish(mock, path, zipped(month_rows(2024, 5)))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    first = await _download(start="2024-05-01", end="2024-06-01", cache_dir=tmp_path)
+    assert (tmp_path / path.lstrip("/")).exists()
+    second = await _download(start="2024-05-01", end="2024-06-01", cache_dir=tmp_path)
+    assert first == second
+    assert len(first) == 31
+    assert route.call_count == 1
+    assert len(mock.calls) == 2  # the zip and its CHECKSUM, once
+
+
+async def test_unzip_and_parse_run_in_a_worker_thread(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_rest(mock)
+    publish(mock, "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip",
+            zipped(month_rows(2024, 5)))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    threads: list[int] = []
+    real = archives.parse_klines_csv
+
+    def spy(data: bytes) -> list[list[Any]]:
+        threads.append(threading.get_ident())
+        return real(data)
+
+    monkeypatch.setattr(archives, "parse_klines_csv", spy)
+    await _download(start="2024-05-01", end="2024-06-01")
+    assert threads
+    assert threading.get_ident() not in threads
+
+
+async def test_the_api_key_never_goes_to_the_archive_host(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_rest(mock)
+    route = publish(mock, "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip",
+                    zipped(month_rows(2024, 5)))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    async with BinanceClient("my-key", limiter=RateLimiter(learn_limits=False)) as c:
+        await download_klines(c, "BTCUSDT", "1d", "2024-05-01", "2024-06-01", archive_url=ROOT)
+    assert "X-MBX-APIKEY" not in route.calls.last.request.headers
