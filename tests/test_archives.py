@@ -166,7 +166,7 @@ async def test_a_missing_archive_falls_back_to_rest_for_its_span(
         to_ms("2024-02-01"), to_ms("2024-03-01") - 1  # exactly February
     )
     assert rest.call_count == 1
-    with pytest.raises(ArchiveNotFoundError, match="BTCUSDT-1d-2024-02.zip"):
+    with pytest.raises(ArchiveNotFoundError, match=r"BTCUSDT-1d-2024-02\.zip"):
         await _download(start="2024-01-01", end="2024-04-01", source="archive")
 
 
