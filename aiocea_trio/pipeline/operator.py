@@ -56,14 +56,33 @@ class _Run:
             self.index += 1
         return None
 
+    single: bool = False
+    """One worker: only the consumer can hold a task, so one slot replaces the table."""
+    held: Task | None = None
+    held_released: trio.Event | None = None
+
     async def acquire(self, task: Task) -> None:
         """Wait until no worker runs `task` and no consumer holds it, then claim it."""
+        if self.single:
+            while self.held is task:
+                if self.held_released is None:
+                    self.held_released = trio.Event()
+                await self.held_released.wait()
+            self.held = task
+            return
         key = id(task)  # identity: user subclasses may be unhashable
         while (entry := self.busy.get(key)) is not None:
             await entry[1].wait()
         self.busy[key] = (task, trio.Event())
 
     def release(self, task: Task) -> None:
+        if self.single:
+            if self.held is task:
+                self.held = None
+                if self.held_released is not None:
+                    self.held_released.set()
+                    self.held_released = None
+            return
         entry = self.busy.pop(id(task), None)
         if entry is not None:
             entry[1].set()
@@ -250,6 +269,7 @@ class Operator:
             out=out,
             track=several or out is not None,
             lock=trio.Lock() if several else None,
+            single=not several,
         )
 
     async def _operate(self, run: _Run) -> None:

@@ -34,7 +34,7 @@ class TaskSource(Protocol):
         ...
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
 class _BaseQueue:
     """Storage, operators, listing and live feeding shared by the three queues."""
 
@@ -130,7 +130,7 @@ class _BaseQueue:
         await self._changed.wait()
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
 class TaskQueue(_BaseQueue):
     """First in, first out; each task is handed out once."""
 
@@ -144,7 +144,7 @@ class TaskQueue(_BaseQueue):
         return self._tasks.popleft()
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
 class TaskStack(_BaseQueue):
     """Last in, first out; each task is handed out once.
 
@@ -162,6 +162,10 @@ class TaskStack(_BaseQueue):
         return self._tasks.pop()
 
 
+#: With no iter_interval, a ring checkpoints once every this many cycles.
+_CHECKPOINT_EVERY = 64
+
+
 def _check_iter_num(instance: object, attribute: attrs.Attribute[int | None], v: object) -> None:
     if v is not None and (not isinstance(v, int) or v < 0):
         raise ValueError("iter_num must be None (forever) or an int >= 0")
@@ -172,7 +176,7 @@ def _check_interval(instance: object, attribute: attrs.Attribute[float], v: floa
         raise ValueError(f"{attribute.name} must be a finite number of seconds >= 0")
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
 class TaskRing(_BaseQueue):
     """Hand out all tasks in FIFO order, again and again.
 
@@ -212,9 +216,9 @@ class TaskRing(_BaseQueue):
                     return None
                 if self.iter_interval > 0:
                     await trio.sleep(self.iter_interval)
-                else:
-                    # One checkpoint per cycle keeps an endless ring of tasks that never
-                    # yield cancellable, at no per-task cost.
+                elif self._cycles_done % _CHECKPOINT_EVERY == 0:
+                    # An endless ring of tasks that never yield stays cancellable, without
+                    # paying a scheduler round trip on every cycle of a one-task ring.
                     await trio.lowlevel.checkpoint()
             elif self.iter_num is not None and self._cycles_done >= self.iter_num:
                 self._reset()
