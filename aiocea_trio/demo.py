@@ -107,7 +107,8 @@ async def gather_of_serial_klines(client: Any, out: Out = print) -> Task:
             for rows in (btc_kline1, btc_kline2, eth_kline1, eth_kline2):
                 out(repr(rows))
             last = task
-    assert last is not None
+    if last is None:
+        raise RuntimeError("the operator finished without delivering the gather")
     return last
 
 
