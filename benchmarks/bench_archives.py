@@ -1,0 +1,132 @@
+"""Five years of spot 1m klines from the served simulator: archives + REST tail vs REST only.
+
+The simulator runs in its own process (``aiocea-trio sim``) on 127.0.0.1 with Binance's
+real spot limit scaled to 2-second windows (6000 per minute = 200 per 2 s), as in
+bench_download.py. Both runs download the same range with ``download_klines``:
+
+- ``source="rest"``: 2,629 pages of 1000 rows, weight 2 each: bound by the rate limit;
+- ``source="auto"``: 60 monthly zip archives (checksum-verified, unzipped and parsed in a
+  worker thread) and nothing else, since every month of the range is complete.
+
+The simulator builds each archive on first request and caches it, where Binance serves
+static files; an untimed first ``auto`` run stands in for that, and the timed one
+downloads every file again (no client cache). The two results are checked identical.
+
+    python benchmarks/bench_archives.py            # five years
+    python benchmarks/bench_archives.py --years 1  # a shorter run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from aiocea_trio import BinanceClient, Progress, download_klines
+
+RESULTS = Path(__file__).with_name("results")
+WINDOW = 2
+SPOT_LIMIT = 6000 * WINDOW // 60
+
+
+@contextmanager
+def served_simulator() -> Iterator[str]:
+    args = [
+        sys.executable, "-m", "aiocea_trio", "sim", "--port", "0",
+        "--weight-window", str(WINDOW), "--weight-limit", f"spot={SPOT_LIMIT}",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().rsplit(" at ", 1)[1].strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+async def timed(url: str, source: str, start: str, end: str) -> tuple[dict[str, Any], list[Any]]:
+    async with BinanceClient(base_url=url, timeout=60) as client:
+        progress = Progress()
+        began = time.perf_counter()
+        rows = await download_klines(
+            client, "BTCUSDT", "1m", start, end, progress=progress, source=source, max_concurrency=8
+        )
+        seconds = time.perf_counter() - began
+        stats = client.statistics().limiter.markets["spot"]
+    # Weight as the exchange counted it: the downloads' pages plus the client's
+    # one-off exchangeInfo (20) and time calls.
+    return {
+        "source": source,
+        "rows": len(rows),
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(len(rows) / seconds),
+        "archive_files": progress.archives_done,
+        "rest_pages": progress.pages_done,
+        "weight": progress.weight + 20,
+        "http_429": stats.rate_limited,
+    }, rows
+
+
+async def main(years: int) -> dict[str, Any]:
+    start = "2020-06-01"
+    end = f"{2020 + years}-06-01"
+    with served_simulator() as url:
+        await timed(url, "auto", start, end)  # warm the simulator's archive cache
+        auto, auto_rows = await timed(url, "auto", start, end)
+        rest, rest_rows = await timed(url, "rest", start, end)
+    identical = auto_rows == rest_rows
+    return {
+        "range": [start, end],
+        "window_s": WINDOW,
+        "spot_limit_per_window": SPOT_LIMIT,
+        "identical": identical,
+        "speedup": round(rest["seconds"] / auto["seconds"], 1),
+        "results": [auto, rest],
+    }
+
+
+def print_table(report: dict[str, Any]) -> None:
+    cols = ["source", "rows", "seconds", "rows_per_s", "archive_files", "rest_pages", "weight", "http_429"]
+    title = (
+        f"Spot BTCUSDT 1m {report['range'][0]} to {report['range'][1]}: auto is "
+        f"{report['speedup']}x faster; identical rows: {report['identical']}"
+    )
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for col in cols:
+            table.add_column(col, justify="left" if col == "source" else "right")
+        for r in report["results"]:
+            table.add_row(*(str(r[c]) for c in cols))
+        Console(width=150).print(table)
+    except ImportError:
+        print(title)
+        for r in report["results"]:
+            print(" | ".join(f"{c}={r[c]}" for c in cols))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--years", type=int, default=5)
+    options = parser.parse_args()
+    report = trio.run(main, options.years)
+    print_table(report)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "bench_archives.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    if not report["identical"]:
+        sys.exit("auto and rest rows differ")
