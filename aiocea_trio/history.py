@@ -40,6 +40,7 @@ __all__ = [
     "Gap",
     "HistoryRows",
     "Progress",
+    "TimeLike",
     "best_kline_page_size",
     "download_agg_trades",
     "download_funding_rates",
@@ -54,6 +55,8 @@ logger = logging.getLogger("aiocea_trio.history")
 
 Row = list[Any]
 T = TypeVar("T")
+#: A point in time: epoch ms, a datetime or date (naive ones are UTC), or an ISO 8601 text.
+TimeLike = int | float | str | dt.datetime | dt.date
 
 _INTERVAL_MS: Final = {
     "1s": 1_000,
@@ -127,7 +130,7 @@ class Progress:
     archive_rows: int = 0
 
 
-def to_ms(value: int | float | str | dt.datetime | dt.date) -> int:
+def to_ms(value: TimeLike) -> int:
     """Epoch milliseconds from epoch ms, a datetime, a date or an ISO 8601 text.
 
     Naive datetimes and dates are taken as UTC (Binance's time zone).
@@ -313,8 +316,8 @@ async def open_kline_stream(
     client: _Requester,
     symbol: str,
     interval: str,
-    start: int | float | str | dt.datetime | dt.date,
-    end: int | float | str | dt.datetime | dt.date,
+    start: TimeLike,
+    end: TimeLike,
     *,
     market: Market | str = Market.SPOT,
     page_size: int | None = None,
@@ -492,8 +495,8 @@ async def download_klines(
     client: _Requester,
     symbol: str,
     interval: str,
-    start: int | float | str | dt.datetime | dt.date,
-    end: int | float | str | dt.datetime | dt.date,
+    start: TimeLike,
+    end: TimeLike,
     *,
     market: Market | str = Market.SPOT,
     page_size: int | None = None,
@@ -537,8 +540,8 @@ async def download_klines_to_file(
     path: str | Path,
     symbol: str,
     interval: str,
-    start: int | float | str | dt.datetime | dt.date,
-    end: int | float | str | dt.datetime | dt.date,
+    start: TimeLike,
+    end: TimeLike,
     *,
     market: Market | str = Market.SPOT,
     max_concurrency: int = 8,
@@ -634,8 +637,8 @@ def _write_rows(handle: Any, rows: list[Row]) -> None:
 async def download_agg_trades(
     client: _Requester,
     symbol: str,
-    start: int | float | str | dt.datetime | dt.date,
-    end: int | float | str | dt.datetime | dt.date,
+    start: TimeLike,
+    end: TimeLike,
     *,
     market: Market | str = Market.SPOT,
     max_concurrency: int = 4,
@@ -747,8 +750,8 @@ async def _collect_trades(
 async def download_funding_rates(
     client: _Requester,
     symbol: str,
-    start: int | float | str | dt.datetime | dt.date,
-    end: int | float | str | dt.datetime | dt.date,
+    start: TimeLike,
+    end: TimeLike,
     *,
     market: Market | str = Market.USDM,
     progress: Progress | None = None,
