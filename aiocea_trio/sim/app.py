@@ -826,6 +826,9 @@ class SimApp:
         scope = request.scope
         method: str = scope["method"]
         path: str = scope["path"]
+        if path.startswith("/data/"):
+            # Binance's archive host (data.binance.vision): no weight, no key, no faults.
+            return await sim.archives.respond(method, path, sim.clock.now_ms())
         try:
             market = market_for_path(path)
         except ValueError:

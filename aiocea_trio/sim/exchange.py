@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from ..weights import DEFAULT_ORDER_LIMITS, DEFAULT_WEIGHT_LIMITS, MARKETS
 from .accounts import Account, AccountConfig, Trading
 from .app import build_app
+from .archives import ArchiveServer
 from .auth import KeyEntry, valid_key_format
 from .clock import SimClock
 from .faults import FaultConfig, FaultInjector
@@ -70,6 +71,11 @@ def _faults(value: FaultConfig | Sequence[FaultConfig] | None) -> tuple[FaultCon
     return tuple(value)
 
 
+def _names(value: Sequence[str]) -> tuple[str, ...]:
+    # (a lone string is one name, not a sequence of letters)
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def _limits(value: Mapping[str, int]) -> dict[str, int]:
     out = dict(DEFAULT_WEIGHT_LIMITS)
     out.update(value)
@@ -93,6 +99,15 @@ class SimExchange:
         symbols: instruments (default: ``default_symbols``).
         log_unknown_paths: print requests for paths the simulator does not serve (to find
             what a third-party client needs).
+        missing_archives: archive files (``/data/...``) whose path contains one of these
+            strings answer 404, e.g. ``"BTCUSDT-1m-2024-03"`` (to exercise a client's REST
+            fallback in the middle of a range).
+        corrupt_archives: matching archive files are served with bytes that do not match
+            their ``.CHECKSUM`` (which stays the true file's).
+        archive_cache_bytes: built archive zips are kept up to this many bytes in total
+            (least recently used dropped first).
+        archive_max_rows: archive files of more rows answer 404 (months of busy symbols'
+            aggTrades: ~100 million rows, too many to build on demand).
     """
 
     seed: int = 0
@@ -109,6 +124,10 @@ class SimExchange:
     ban_grace: int = 5
     symbols: Sequence[SymbolSpec] | None = attrs.field(default=None, repr=False)
     log_unknown_paths: bool = False
+    missing_archives: Sequence[str] = attrs.field(default=(), converter=_names)
+    corrupt_archives: Sequence[str] = attrs.field(default=(), converter=_names)
+    archive_cache_bytes: int = 512 * 2**20
+    archive_max_rows: int = 5_000_000
 
     clock: SimClock = attrs.field(init=False, repr=False)
     symbol_specs: list[SymbolSpec] = attrs.field(init=False, repr=False)
@@ -119,6 +138,7 @@ class SimExchange:
     fault_injector: FaultInjector = attrs.field(init=False, repr=False)
     keys: dict[str, KeyEntry] = attrs.field(init=False, repr=False)
     accounts_by_name: dict[str, Account] = attrs.field(init=False, repr=False)
+    archives: ArchiveServer = attrs.field(init=False, repr=False)
     app: Starlette = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -146,6 +166,15 @@ class SimExchange:
                 self._add_key(
                     cfg.ed25519_api_key, KeyEntry.from_pem(cfg.name, cfg.ed25519_public_key)
                 )
+        self.archives = ArchiveServer(
+            self.seed,
+            self.symbol_specs,
+            self.market_data,
+            cache_bytes=self.archive_cache_bytes,
+            missing=self.missing_archives,
+            corrupt=self.corrupt_archives,
+            max_rows=self.archive_max_rows,
+        )
         self.app = build_app(self)
 
     def _add_key(self, api_key: str, entry: KeyEntry) -> None:
@@ -193,6 +222,31 @@ class SimExchange:
                 {"rateLimitType": "ORDERS", "interval": name, "intervalNum": num, "limit": limit}
             )
         return out
+
+    async def warm_archives(
+        self, market: str, symbol: str, interval: str, start_ms: int, end_ms: int
+    ) -> int:
+        """Build (and cache) the kline archives a download of ``[start_ms, end_ms)`` with
+        ``source="auto"`` would fetch now: whole published months, then whole published days.
+
+        Call it before timing anything; builds run in a worker thread, one file at a time.
+        Files that are not published (or named in ``missing_archives``) are skipped. Returns
+        the number of files now cached. A checkpoint.
+        """
+        from ..archives import plan_kline_archives
+
+        now = self.now_ms()
+        files, _ = plan_kline_archives(
+            market, symbol, interval, start_ms, end_ms, now - now % 86_400_000
+        )
+        ready = 0
+        for file in files:
+            target = self.archives.resolve(file.path, now)
+            if target is not None:
+                await self.archives.get(target)
+                ready += 1
+        await trio.lowlevel.checkpoint()
+        return ready
 
     # -- ways in ---------------------------------------------------------------------------
 
