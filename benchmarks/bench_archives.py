@@ -63,9 +63,9 @@ async def timed(url: str, source: str, start: str, end: str) -> tuple[dict[str, 
             client, "BTCUSDT", "1m", start, end, progress=progress, source=source, max_concurrency=8
         )
         seconds = time.perf_counter() - began
-        stats = client.statistics().limiter.markets["spot"]
-    # Weight as the exchange counted it: the downloads' pages plus the client's
-    # one-off exchangeInfo (20) and time calls.
+        stats = client.statistics().limiter.markets.get("spot")
+    # Weight as the exchange counted it: the download's REST pages, plus the client's
+    # one-off exchangeInfo (weight 20) when it made any REST request at all.
     return {
         "source": source,
         "rows": len(rows),
@@ -73,8 +73,8 @@ async def timed(url: str, source: str, start: str, end: str) -> tuple[dict[str, 
         "rows_per_s": round(len(rows) / seconds),
         "archive_files": progress.archives_done,
         "rest_pages": progress.pages_done,
-        "weight": progress.weight + 20,
-        "http_429": stats.rate_limited,
+        "weight": progress.weight + (20 if stats is not None and stats.learned else 0),
+        "http_429": stats.rate_limited if stats is not None else 0,
     }, rows
 
 
