@@ -210,17 +210,22 @@ async def test_unzip_and_parse_run_in_a_worker_thread(
     publish(mock, "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip",
             zipped(month_rows(2024, 5)))
     monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
-    threads: list[int] = []
-    real = archives.parse_klines_csv
+    threads: dict[str, int] = {}
 
-    def spy(data: bytes) -> list[list[Any]]:
-        threads.append(threading.get_ident())
-        return real(data)
+    def spy(name: str) -> Any:
+        real = getattr(archives, name)
 
-    monkeypatch.setattr(archives, "parse_klines_csv", spy)
+        def wrapper(arg: Any) -> Any:
+            threads[name] = threading.get_ident()
+            return real(arg)
+
+        return wrapper
+
+    for name in ("_csv_text", "parse_klines_text"):  # unzip, then parse
+        monkeypatch.setattr(archives, name, spy(name))
     await _download(start="2024-05-01", end="2024-06-01")
-    assert threads
-    assert threading.get_ident() not in threads
+    assert set(threads) == {"_csv_text", "parse_klines_text"}
+    assert threading.get_ident() not in threads.values()
 
 
 async def test_the_api_key_never_goes_to_the_archive_host(
