@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -42,7 +42,16 @@ _STATUS_UNKNOWN = (
 )
 
 
+@attrs.frozen
+class RawJSON:
+    """A handler result that is already JSON text (kline pages are printed directly)."""
+
+    text: str
+
+
 def _dumps(obj: Any) -> bytes:
+    if isinstance(obj, RawJSON):
+        return obj.text.encode()
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
@@ -376,20 +385,27 @@ class _Handlers:
             o, c = interval_bounds(interval, s)
             lo = max(lo, o if o == s else c)
         hi = last_open if end is None else min(last_open, interval_bounds(interval, end // 1000)[0])
-        opens: list[int] = []
-        if newest:
-            o = hi
-            while o >= lo and len(opens) < limit:
-                opens.append(o)
-                o = interval_bounds(interval, o - 1)[0]
-            opens.reverse()
+        size = INTERVALS[interval]
+        opens: Sequence[int]
+        if size:  # lo and hi are on the interval's grid
+            count = max(0, min(limit, (hi - lo) // size + 1))
+            first = hi - (count - 1) * size if newest else lo
+            opens = range(first, first + count * size, size)
         else:
-            o = lo
-            while o <= hi and len(opens) < limit:
-                opens.append(o)
-                o = interval_bounds(interval, o)[1]
-        row = self.md.kline_row
-        return [row(series, interval, o, now_s) for o in opens]
+            months: list[int] = []
+            if newest:
+                o = hi
+                while o >= lo and len(months) < limit:
+                    months.append(o)
+                    o = interval_bounds(interval, o - 1)[0]
+                months.reverse()
+            else:
+                o = lo
+                while o <= hi and len(months) < limit:
+                    months.append(o)
+                    o = interval_bounds(interval, o)[1]
+            opens = months
+        return RawJSON(self.md.kline_page(series, interval, opens, now_s))
 
     # -- tickers ---------------------------------------------------------------------------
 

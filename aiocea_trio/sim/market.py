@@ -30,7 +30,8 @@ import calendar
 import hashlib
 import math
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from itertools import accumulate
 from random import Random
 from typing import Any
 
@@ -39,9 +40,11 @@ from .symbols import SymbolSpec, fixed
 __all__ = [
     "INTERVALS",
     "Candle",
+    "KlineText",
     "MarketData",
     "Series",
     "Trade",
+    "fixed_format",
     "interval_bounds",
 ]
 
@@ -92,7 +95,8 @@ def _key(*parts: object) -> int:
 def _split(total: int, weights: list[int]) -> list[int]:
     """Split ``total`` into parts proportional to ``weights`` that sum exactly to ``total``.
 
-    Largest-remainder rounding: each part is the floor or the ceiling of its exact share.
+    Largest-remainder rounding: each part is the floor or the ceiling of its exact share (ties
+    go to the earlier part).
     """
     n = len(weights)
     if total <= 0:
@@ -101,30 +105,31 @@ def _split(total: int, weights: list[int]) -> list[int]:
     if s <= 0:
         weights = [1] * n
         s = n
-    qr = [divmod(total * w, s) for w in weights]
-    parts = [x[0] for x in qr]
+    products = [total * w for w in weights]
+    parts = [p // s for p in products]
     left = total - sum(parts)
     if left:
-        for i in sorted(range(n), key=lambda i: qr[i][1], reverse=True)[:left]:
+        remainders = [p % s for p in products]
+        for i in sorted(range(n), key=remainders.__getitem__, reverse=True)[:left]:
             parts[i] += 1
     return parts
+
+
+_FRACTIONS = {n: [k / n for k in range(1, n)] for n in (24, 60)}
 
 
 def _bridge(rng: Random, a: int, b: int, n: int, sigma: float, lo: int, hi: int) -> list[int]:
     """A Brownian bridge from ``a`` to ``b`` in ``n`` steps, rounded and clamped to [lo, hi]."""
     rand = rng.random
-    walk = [0.0]
-    w = 0.0
     step = 2.0 * sigma
-    for _ in range(n):
-        w += (rand() + rand() + rand() - 1.5) * step  # ~ normal(0, sigma)
-        walk.append(w)
-    end = walk[n]
+    # ~ normal(0, sigma) steps, summed left to right from 0.0
+    walk = list(accumulate([(rand() + rand() + rand() - 1.5) * step for _ in range(n)]))
+    end = walk[-1]
+    d = b - a
+    fractions = _FRACTIONS.get(n) or [k / n for k in range(1, n)]
+    inner = [round(a + d * f + w - end * f) for f, w in zip(fractions, walk, strict=False)]
     out = [a]
-    for k in range(1, n):
-        f = k / n
-        x = round(a + (b - a) * f + walk[k] - end * f)
-        out.append(lo if x < lo else hi if x > hi else x)
+    out += [lo if x < lo else hi if x > hi else x for x in inner]
     out.append(b)
     return out
 
@@ -159,6 +164,7 @@ class _Caches:
         self.children = _LRU(1024)  # (level, idx) -> 60 child candles
         self.trades = _LRU(4096)
         self.klines = _LRU(20000)  # closed multi-block candles
+        self.fragments = _LRU(4096)  # (sid, level, parent) -> JSON rows of its closed children
 
 
 def interval_bounds(interval: str, t_s: int) -> tuple[int, int]:
@@ -240,43 +246,34 @@ class Series:
         _, h, low, _, v, q, n, tb, tq = parent
         rand = rng.random
         count = len(pts) - 1
-        highs: list[int] = []
-        lows: list[int] = []
-        weights: list[int] = []
-        jh = jl = 0
-        top_max = -1
-        bot_min = h + 1
-        for i in range(count):
-            a, b = pts[i], pts[i + 1]
-            top, bot = (a, b) if a >= b else (b, a)
-            if top > top_max:
-                top_max, jh = top, i
-            if bot < bot_min:
-                bot_min, jl = bot, i
-            u = rand()
-            hi = top + int(u * u * wig)
-            u = rand()
-            lo = bot - int(u * u * wig)
-            hi = h if hi > h else hi
-            lo = low if lo < low else lo
-            highs.append(hi)
-            lows.append(lo)
-            weights.append(int((0.3 + rand()) * (1.0 + (hi - lo) / (wig + 1.0)) * 1e6))
-        highs[jh] = h
-        lows[jl] = low
+        # Three draws per child, in order: its high's excess, its low's, its weight.
+        draws = [rand() for _ in range(3 * count)]
+        opens = pts[:-1]
+        closes = pts[1:]
+        tops = [a if a >= b else b for a, b in zip(opens, closes, strict=True)]
+        bots = [b if a >= b else a for a, b in zip(opens, closes, strict=True)]
+        highs = [t + int(u * u * wig) for t, u in zip(tops, draws[0::3], strict=True)]
+        highs = [h if x > h else x for x in highs]
+        lows = [t - int(u * u * wig) for t, u in zip(bots, draws[1::3], strict=True)]
+        lows = [low if x < low else x for x in lows]
+        scale = wig + 1.0
+        weights = [
+            int((0.3 + w) * (1.0 + (hi - lo) / scale) * 1e6)
+            for w, hi, lo in zip(draws[2::3], highs, lows, strict=True)
+        ]
+        # The first child reaching the parent's high (low) gets it exactly.
+        highs[tops.index(max(tops))] = h
+        lows[bots.index(min(bots))] = low
         vs = _split(v, weights)
         ns = _split(n, weights)
         if self.spec.market == "coinm":
-            wq = [vs[i] * (1 << 40) // (highs[i] + lows[i]) for i in range(count)]
+            wq = [x * (1 << 40) // (a + b) for x, a, b in zip(vs, highs, lows, strict=True)]
         else:
-            wq = [vs[i] * (highs[i] + lows[i]) for i in range(count)]
+            wq = [x * (a + b) for x, a, b in zip(vs, highs, lows, strict=True)]
         qs = _split(q, wq)
         tbs = _split(tb, vs)
         tqs = _split(tq, qs)
-        return [
-            (pts[i], highs[i], lows[i], pts[i + 1], vs[i], qs[i], ns[i], tbs[i], tqs[i])
-            for i in range(count)
-        ]
+        return list(zip(opens, highs, lows, closes, vs, qs, ns, tbs, tqs, strict=True))
 
     def _day(self, day: int) -> tuple[Candle, list[Candle]]:
         key = (self._sid, day)
@@ -441,33 +438,42 @@ class Series:
         hit = self._caches.trades.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-        o, h, low, c, v, _, n, tb, _ = self.block(0, s)
-        n = min(n, v, 999)
-        trades: list[Trade] = []
-        if n > 0:
-            rng = self._rng(4, s)
-            rand = rng.random
-            if n == 1:
-                prices = [c]
-            else:
-                span = h - low
-                prices = [o] + [low + int(rand() * (span + 1)) for _ in range(n - 2)] + [c]
-                if n >= 4:
-                    prices[1 + int(rand() * (n - 2))] = h
-                    prices[1 + int(rand() * (n - 2))] = low
-            qtys = [
-                1 + x for x in _split(v - n, [int((0.05 + rand()) ** 2 * 1e6) for _ in range(n)])
-            ]
-            offsets = sorted(int(rand() * 1000) for _ in range(n))
-            maker_p = 1.0 - tb / v
-            base_id = (s - self.onboard_s) * 1000
-            ms = s * 1000
-            trades = [
-                (base_id + j, ms + offsets[j], prices[j], qtys[j], rand() < maker_p)
-                for j in range(n)
-            ]
+        trades = self._trades(s, self.block(0, s))
         self._caches.trades.put(key, trades)
         return trades
+
+    def trades_by_second(self, start: int, end: int) -> Iterator[list[Trade]]:
+        """The trades of each second in [start, end) from the listing on, uncached (archives
+        read whole days once)."""
+        first = max(start, self.onboard_s)
+        for minute in range(first // 60, -(-end // 60)):
+            seconds = self.children(1, minute)
+            base = minute * 60
+            for k in range(max(first - base, 0), min(end - base, 60)):
+                yield self._trades(base + k, seconds[k])
+
+    def _trades(self, s: int, candle: Candle) -> list[Trade]:
+        o, h, low, c, v, _, n, tb, _ = candle
+        n = min(n, v, 999)
+        if n <= 0:
+            return []
+        rand = self._rng(4, s).random
+        if n == 1:
+            prices = [c]
+        else:
+            span = h - low
+            prices = [o] + [low + int(rand() * (span + 1)) for _ in range(n - 2)] + [c]
+            if n >= 4:
+                prices[1 + int(rand() * (n - 2))] = h
+                prices[1 + int(rand() * (n - 2))] = low
+        qtys = [1 + x for x in _split(v - n, [int((0.05 + rand()) ** 2 * 1e6) for _ in range(n)])]
+        offsets = sorted([int(rand() * 1000) for _ in range(n)])
+        maker_p = 1.0 - tb / v
+        base_id = (s - self.onboard_s) * 1000
+        ms = s * 1000
+        return [
+            (base_id + j, ms + offsets[j], prices[j], qtys[j], rand() < maker_p) for j in range(n)
+        ]
 
     def recent_trades(self, now_s: int, limit: int) -> list[Trade]:
         """The newest ``limit`` trades before second ``now_s``, oldest first."""
@@ -551,6 +557,87 @@ class Series:
         return int(self._vol_units * (0.3 + 0.1 * u + 0.01 * w))
 
 
+def fixed_format(decimals: int, shown: int) -> str:
+    """The %-format of a count of ``10**-decimals`` units shown with ``shown`` decimals, fed
+    ``(units // 10**decimals, units % 10**decimals)`` (the second is dropped when 0 decimals)."""
+    if shown < decimals:
+        raise ValueError(f"cannot show {decimals} decimals with {shown}")
+    zeros = "0" * (shown - decimals)
+    if decimals:
+        return f"%d.%0{decimals}d{zeros}"
+    return "%d%.0s" + (f".{zeros}" if shown else "")
+
+
+class KlineText:
+    """Kline rows of one instrument as text, fast: JSON for the REST API, CSV for archives.
+
+    The fields are exactly ``MarketData.kline_row``'s, printed by one %-format per row
+    (about 2 µs) instead of a Python call per field and ``json.dumps``.
+
+    Attributes:
+        json: the template of a REST row (a JSON array).
+        csv: the template of an archive line (the same fields, no quotes).
+    """
+
+    __slots__ = ("_price_unit", "_qty_unit", "_quote_div", "csv", "json")
+
+    def __init__(self, spec: SymbolSpec) -> None:
+        price = fixed_format(spec.price_decimals, spec.display_price_decimals)
+        qty = fixed_format(spec.qty_decimals, spec.display_qty_decimals)
+        usdm = spec.market == "usdm"
+        quote = "%d.%05d" if usdm else "%d.%08d"  # USDⓈ-M prints 5 decimals of quote volume
+        fields = (
+            ("%d", price, price, price, price, qty, "%d", quote, "%d", qty, quote, "0"),
+            (False, True, True, True, True, True, False, True, False, True, True, True),
+        )
+        self.json = "[" + ",".join(f'"{f}"' if q else f for f, q in zip(*fields, strict=True))
+        self.json += "]"
+        self.csv = ",".join(fields[0])
+        self._price_unit = 10**spec.price_decimals
+        self._qty_unit = 10**spec.qty_decimals
+        self._quote_div = 1000 if usdm else 1
+
+    def rows(
+        self,
+        template: str,
+        candles: Sequence[Candle],
+        opens: Sequence[int],
+        closes: Sequence[int],
+    ) -> list[str]:
+        """One text row per candle; ``opens``/``closes`` are the printed times (e.g. ms and
+        ms - 1 for REST)."""
+        pu, vu, qd, q8 = self._price_unit, self._qty_unit, self._quote_div, 100_000_000
+        return [
+            template
+            % (
+                om,
+                o // pu,
+                o % pu,
+                h // pu,
+                h % pu,
+                lo // pu,
+                lo % pu,
+                c // pu,
+                c % pu,
+                v // vu,
+                v % vu,
+                cm,
+                q // q8,
+                q % q8 // qd,
+                n,
+                tb // vu,
+                tb % vu,
+                tq // q8,
+                tq % q8 // qd,
+            )
+            for om, cm, (o, h, lo, c, v, q, n, tb, tq) in zip(opens, closes, candles, strict=True)
+        ]
+
+
+#: Candle size (s) -> its block level, for the intervals that are aligned blocks.
+_LEVEL_OF_SIZE = {1: 0, 60: 1, 3600: 2}
+
+
 class MarketData:
     """All series of the simulator, sharing bounded caches."""
 
@@ -559,9 +646,101 @@ class MarketData:
         self.series: dict[tuple[str, str], Series] = {
             (s.market, s.symbol): Series(seed, s, self._caches, i) for i, s in enumerate(specs)
         }
+        self._texts: dict[int, KlineText] = {}
 
     def get(self, market: str, symbol: str) -> Series | None:
         return self.series.get((market, symbol))
+
+    def text(self, series: Series) -> KlineText:
+        """The row printer of ``series``."""
+        found = self._texts.get(id(series))
+        if found is None:
+            found = self._texts[id(series)] = KlineText(series.spec)
+        return found
+
+    def kline_texts(
+        self,
+        series: Series,
+        interval: str,
+        opens: Sequence[int],
+        now_s: int,
+        *,
+        csv: bool = False,
+        unit: int = 1000,
+    ) -> list[str]:
+        """Text rows of the consecutive candles opening at ``opens`` (seconds, ascending, one
+        interval apart) as seen at ``now_s``: JSON (REST) or CSV (archives) with times printed
+        as ``open * unit`` and ``close * unit - 1``.
+
+        Runs of minute (second, hour) candles come straight from their hour's (minute's, day's)
+        generated children; the JSON rows of a closed parent's children are cached, so a page
+        of closed 1m candles is mostly string joining the second time.
+        """
+        if not opens:
+            return []
+        text = self.text(series)
+        template = text.csv if csv else text.json
+        size = INTERVALS[interval]
+        level = _LEVEL_OF_SIZE.get(size)
+        if level is None:
+            candles = [series.candle(interval, o, now_s) for o in opens]
+            if size:
+                closes = [(o + size) * unit - 1 for o in opens]
+            else:
+                closes = [interval_bounds(interval, o)[1] * unit - 1 for o in opens]
+            return text.rows(template, candles, [o * unit for o in opens], closes)
+        fan = 24 if level == 2 else 60
+        span = size * fan
+        cacheable = not csv and unit == 1000
+        out: list[str] = []
+        i, count = 0, len(opens)
+        while i < count:
+            parent, k = divmod(opens[i] // size, fan)
+            j = min(count, i + fan - k)
+            parent_s = parent * span
+            if parent_s + span <= now_s:  # the parent is closed: so are its children
+                if cacheable:
+                    out += self._fragments(series, text, level, parent)[k : k + j - i]
+                else:
+                    kids = series.children(level + 1, parent)[k : k + j - i]
+                    times = range(opens[i], opens[i] + (j - i) * size, size)
+                    out += text.rows(
+                        template,
+                        kids,
+                        [o * unit for o in times],
+                        [(o + size) * unit - 1 for o in times],
+                    )
+            else:
+                part = opens[i:j]
+                candles = [series.candle(interval, o, now_s) for o in part]
+                out += text.rows(
+                    template,
+                    candles,
+                    [o * unit for o in part],
+                    [(o + size) * unit - 1 for o in part],
+                )
+            i = j
+        return out
+
+    def _fragments(self, series: Series, text: KlineText, level: int, parent: int) -> list[str]:
+        """The JSON rows of all children of a closed parent block (cached)."""
+        key = (series._sid, level, parent)
+        hit = self._caches.fragments.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        kids = series.children(level + 1, parent)
+        size = _SIZES[level]
+        first = parent * size * len(kids)
+        times = range(first, first + size * len(kids), size)
+        rows = text.rows(
+            text.json, kids, [o * 1000 for o in times], [(o + size) * 1000 - 1 for o in times]
+        )
+        self._caches.fragments.put(key, rows)
+        return rows
+
+    def kline_page(self, series: Series, interval: str, opens: Sequence[int], now_s: int) -> str:
+        """The REST klines response body (JSON text) for ``opens``; see ``kline_texts``."""
+        return "[" + ",".join(self.kline_texts(series, interval, opens, now_s)) + "]"
 
     def kline_row(self, series: Series, interval: str, open_s: int, now_s: int) -> list[Any]:
         """One kline row in the market's shape (12 fields)."""
