@@ -64,6 +64,25 @@ def scenarios() -> dict[str, Request]:
             params={"symbol": "ETHUSDT", "interval": "1m", "endTime": str(end), "limit": "500"},
         )
 
+    async def klines_1000(http: httpx.AsyncClient, i: int) -> httpx.Response:
+        # walk forward from 2020, 1000 new 1m candles per request (never cached)
+        start = 1_577_836_800_000 + i * 1000 * 60_000
+        return await http.get(
+            "/api/v3/klines",
+            params={
+                "symbol": "BTCUSDT",
+                "interval": "1m",
+                "startTime": str(start),
+                "limit": "1000",
+            },
+        )
+
+    async def archive(http: httpx.AsyncClient, i: int) -> httpx.Response:
+        # a daily 1m zip (1440 rows, ~80 kB) of one of 60 days: built once each, then cached
+        day = time.strftime("%Y-%m-%d", time.gmtime(1_704_067_200 + (i % 60) * 86_400))
+        name = f"BTCUSDT-1m-{day}.zip"
+        return await http.get(f"/data/spot/daily/klines/BTCUSDT/1m/{name}")
+
     async def account(http: httpx.AsyncClient, i: int) -> httpx.Response:
         now = int(time.time() * 1000)
         return await http.get(
@@ -89,6 +108,8 @@ def scenarios() -> dict[str, Request]:
         "ticker/price": ticker,
         "fapi depth 100": depth,
         "klines 1m x500": klines,
+        "klines 1m x1000": klines_1000,
+        "archive 1m day": archive,
         "signed account": account,
         "order (IOC)": order,
     }
