@@ -31,7 +31,6 @@ import hashlib
 import math
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from itertools import accumulate
 from random import Random
 from typing import Any
 
@@ -95,8 +94,7 @@ def _key(*parts: object) -> int:
 def _split(total: int, weights: list[int]) -> list[int]:
     """Split ``total`` into parts proportional to ``weights`` that sum exactly to ``total``.
 
-    Largest-remainder rounding: each part is the floor or the ceiling of its exact share (ties
-    go to the earlier part).
+    Largest-remainder rounding: each part is the floor or the ceiling of its exact share.
     """
     n = len(weights)
     if total <= 0:
@@ -105,31 +103,30 @@ def _split(total: int, weights: list[int]) -> list[int]:
     if s <= 0:
         weights = [1] * n
         s = n
-    products = [total * w for w in weights]
-    parts = [p // s for p in products]
+    qr = [divmod(total * w, s) for w in weights]
+    parts = [x[0] for x in qr]
     left = total - sum(parts)
     if left:
-        remainders = [p % s for p in products]
-        for i in sorted(range(n), key=remainders.__getitem__, reverse=True)[:left]:
+        for i in sorted(range(n), key=lambda i: qr[i][1], reverse=True)[:left]:
             parts[i] += 1
     return parts
-
-
-_FRACTIONS = {n: [k / n for k in range(1, n)] for n in (24, 60)}
 
 
 def _bridge(rng: Random, a: int, b: int, n: int, sigma: float, lo: int, hi: int) -> list[int]:
     """A Brownian bridge from ``a`` to ``b`` in ``n`` steps, rounded and clamped to [lo, hi]."""
     rand = rng.random
+    walk = [0.0]
+    w = 0.0
     step = 2.0 * sigma
-    # ~ normal(0, sigma) steps, summed left to right from 0.0
-    walk = list(accumulate([(rand() + rand() + rand() - 1.5) * step for _ in range(n)]))
-    end = walk[-1]
-    d = b - a
-    fractions = _FRACTIONS.get(n) or [k / n for k in range(1, n)]
-    inner = [round(a + d * f + w - end * f) for f, w in zip(fractions, walk, strict=False)]
+    for _ in range(n):
+        w += (rand() + rand() + rand() - 1.5) * step  # ~ normal(0, sigma)
+        walk.append(w)
+    end = walk[n]
     out = [a]
-    out += [lo if x < lo else hi if x > hi else x for x in inner]
+    for k in range(1, n):
+        f = k / n
+        x = round(a + (b - a) * f + walk[k] - end * f)
+        out.append(lo if x < lo else hi if x > hi else x)
     out.append(b)
     return out
 
@@ -246,34 +243,43 @@ class Series:
         _, h, low, _, v, q, n, tb, tq = parent
         rand = rng.random
         count = len(pts) - 1
-        # Three draws per child, in order: its high's excess, its low's, its weight.
-        draws = [rand() for _ in range(3 * count)]
-        opens = pts[:-1]
-        closes = pts[1:]
-        tops = [a if a >= b else b for a, b in zip(opens, closes, strict=True)]
-        bots = [b if a >= b else a for a, b in zip(opens, closes, strict=True)]
-        highs = [t + int(u * u * wig) for t, u in zip(tops, draws[0::3], strict=True)]
-        highs = [h if x > h else x for x in highs]
-        lows = [t - int(u * u * wig) for t, u in zip(bots, draws[1::3], strict=True)]
-        lows = [low if x < low else x for x in lows]
-        scale = wig + 1.0
-        weights = [
-            int((0.3 + w) * (1.0 + (hi - lo) / scale) * 1e6)
-            for w, hi, lo in zip(draws[2::3], highs, lows, strict=True)
-        ]
-        # The first child reaching the parent's high (low) gets it exactly.
-        highs[tops.index(max(tops))] = h
-        lows[bots.index(min(bots))] = low
+        highs: list[int] = []
+        lows: list[int] = []
+        weights: list[int] = []
+        jh = jl = 0
+        top_max = -1
+        bot_min = h + 1
+        for i in range(count):
+            a, b = pts[i], pts[i + 1]
+            top, bot = (a, b) if a >= b else (b, a)
+            if top > top_max:
+                top_max, jh = top, i
+            if bot < bot_min:
+                bot_min, jl = bot, i
+            u = rand()
+            hi = top + int(u * u * wig)
+            u = rand()
+            lo = bot - int(u * u * wig)
+            hi = h if hi > h else hi
+            lo = low if lo < low else lo
+            highs.append(hi)
+            lows.append(lo)
+            weights.append(int((0.3 + rand()) * (1.0 + (hi - lo) / (wig + 1.0)) * 1e6))
+        highs[jh] = h
+        lows[jl] = low
         vs = _split(v, weights)
         ns = _split(n, weights)
         if self.spec.market == "coinm":
-            wq = [x * (1 << 40) // (a + b) for x, a, b in zip(vs, highs, lows, strict=True)]
+            wq = [vs[i] * (1 << 40) // (highs[i] + lows[i]) for i in range(count)]
         else:
-            wq = [x * (a + b) for x, a, b in zip(vs, highs, lows, strict=True)]
+            wq = [vs[i] * (highs[i] + lows[i]) for i in range(count)]
         qs = _split(q, wq)
         tbs = _split(tb, vs)
         tqs = _split(tq, qs)
-        return list(zip(opens, highs, lows, closes, vs, qs, ns, tbs, tqs, strict=True))
+        return [
+            (pts[i], highs[i], lows[i], pts[i + 1], vs[i], qs[i], ns[i], tbs[i], tqs[i])
+            for i in range(count)
+        ]
 
     def _day(self, day: int) -> tuple[Candle, list[Candle]]:
         key = (self._sid, day)
