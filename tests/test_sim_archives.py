@@ -161,6 +161,24 @@ async def test_checksum_is_a_sha256sum_line_of_the_zip(
         assert (await other.get(path)).content == data
 
 
+async def test_served_over_a_socket(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    sim = SimExchange(start_time_ms=NOW)
+    url = await nursery.start(sim.serve, "127.0.0.1", 0)
+    path = kline_path("spot", "BTCUSDT", "1m", "2025-01-02")
+    async with httpx.AsyncClient(base_url=url) as http:
+        data = (await http.get(path)).content
+        checksum = (await http.get(path + ".CHECKSUM")).text
+        head = await http.head(path)
+    assert checksum.split()[0] == hashlib.sha256(data).hexdigest()
+    assert head.status_code == 200
+    assert int(head.headers["content-length"]) == len(data)
+    _, lines = csv_lines(data)
+    assert len(lines) == 1440
+    nursery.cancel_scope.cancel()
+
+
 # -- what is not there --------------------------------------------------------------------
 
 
