@@ -112,34 +112,36 @@ def _plan(
     *,
     monthly: bool = True,
     daily: bool = True,
+    whole_only: bool = False,
 ) -> tuple[list[ArchiveFile], int]:
-    """Monthly files for whole past months, then daily files for whole past days."""
+    """Monthly files for whole past months, then daily files for whole past days.
+
+    With ``whole_only`` a file is used only when the range covers all of it (the
+    first partial month or day is then left to the days, or to the REST API).
+    """
     base = f"/data/{_MARKET_DIRS[market]}"
     files: list[ArchiveFile] = []
     cursor = start
-    when = dt.datetime.fromtimestamp(start / 1000, dt.UTC)
-    year, month = when.year, when.month
-    while monthly:
-        lo = _month_start(year, month)
-        hi = _month_start(*_next_month(year, month))
-        if hi > today_start or lo >= end:
-            break
-        name = f"{stem}-{year:04d}-{month:02d}.zip"
-        files.append(ArchiveFile(f"{base}/monthly/{folder}/{name}", max(lo, start), min(hi, end)))
-        cursor = min(hi, end)
-        year, month = _next_month(year, month)
-    if daily:
+    while cursor < end:
+        when = dt.datetime.fromtimestamp(cursor / 1000, dt.UTC)
+        lo = _month_start(when.year, when.month)
+        hi = _month_start(*_next_month(when.year, when.month))
         day = cursor - cursor % _DAY_MS
-        while day + _DAY_MS <= today_start and day < end and cursor < end:
-            date = dt.datetime.fromtimestamp(day / 1000, dt.UTC).date()
-            name = f"{stem}-{date.isoformat()}.zip"
-            files.append(
-                ArchiveFile(
-                    f"{base}/daily/{folder}/{name}", max(day, cursor), min(day + _DAY_MS, end)
-                )
-            )
-            day += _DAY_MS
-            cursor = min(day, end)
+        if monthly and hi <= today_start and not (whole_only and (cursor > lo or hi > end)):
+            name = f"{stem}-{when.year:04d}-{when.month:02d}.zip"
+            files.append(ArchiveFile(f"{base}/monthly/{folder}/{name}", cursor, min(hi, end)))
+            cursor = min(hi, end)
+        elif (
+            daily
+            and day + _DAY_MS <= today_start
+            and not (whole_only and (cursor > day or day + _DAY_MS > end))
+        ):
+            name = f"{stem}-{when.date().isoformat()}.zip"
+            path = f"{base}/daily/{folder}/{name}"
+            files.append(ArchiveFile(path, cursor, min(day + _DAY_MS, end)))
+            cursor = min(day + _DAY_MS, end)
+        else:
+            break
     return files, cursor
 
 
@@ -175,10 +177,23 @@ def plan_kline_archives(
 def plan_agg_trade_archives(
     market: Market | str, symbol: str, start: int, end: int, today_start: int
 ) -> tuple[list[ArchiveFile], int]:
-    """The aggTrades archive files for ``[start, end)``, and where the REST tail begins."""
-    return _plan(
-        Market(market), f"aggTrades/{symbol}", f"{symbol}-aggTrades", start, end, today_start
+    """The aggTrades archive files for ``[start, end)``, and where the REST tail begins.
+
+    A busy symbol trades millions of times a day, so a file is used only when the
+    range covers all of it: the range is cut to whole days first, and the caller
+    fetches a partial first day (``start`` up to the first file) from the REST API.
+    """
+    first_day = -(-start // _DAY_MS) * _DAY_MS
+    files, rest_from = _plan(
+        Market(market),
+        f"aggTrades/{symbol}",
+        f"{symbol}-aggTrades",
+        first_day,
+        end,
+        today_start,
+        whole_only=True,
     )
+    return (files, rest_from) if files else ([], start)
 
 
 def _strip_key(request: httpx.Request) -> httpx.Request:

@@ -645,7 +645,8 @@ class BinanceClient:
         for window, _ in short:  # no await since the checks: the counts are ours
             index = self.server_time_ms() // (window * 1000)
             seen_index, count = self._order_counts.get((market, window), (index, 0))
-            self._order_counts[(market, window)] = (index, (count if seen_index == index else 0) + 1)
+            count = count if seen_index == index else 0
+            self._order_counts[(market, window)] = (index, count + 1)
 
     # -- observing -----------------------------------------------------------------
 

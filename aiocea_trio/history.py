@@ -686,7 +686,10 @@ async def download_agg_trades(
     )
     rest_from = lo if plan.rest_from is None else plan.rest_from
     files = plan.files
-    slices = [(t, min(t + _HOUR_MS, hi)) for t in range(rest_from, hi, _HOUR_MS)]
+    # REST for a partial first day before the first archive file, and for the tail.
+    head_end = files[0].start if files else lo
+    slices = [(t, min(t + _HOUR_MS, head_end)) for t in range(lo, head_end, _HOUR_MS)]
+    slices += [(t, min(t + _HOUR_MS, hi)) for t in range(rest_from, hi, _HOUR_MS)]
     progress = progress if progress is not None else Progress()
     progress.pages_total += len(slices)
     progress.archives_total += len(files)
@@ -710,10 +713,13 @@ async def download_agg_trades(
         progress.archives_done += 1
         return trades
 
+    head = sum(1 for s_lo, _ in slices if s_lo < head_end)
+
     async def fetch(index: int) -> list[dict[str, Any]]:
-        if index < len(files):
-            return await fetch_archive_file(files[index])
-        s_lo, s_hi = slices[index - len(files)]
+        # Jobs in time order: the head's hours, the archive files, the tail's hours.
+        if head <= index < head + len(files):
+            return await fetch_archive_file(files[index - head])
+        s_lo, s_hi = slices[index if index < head else index - len(files)]
         params: dict[str, object] = {
             "symbol": symbol,
             "startTime": s_lo,

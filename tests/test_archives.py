@@ -238,3 +238,26 @@ async def test_the_api_key_never_goes_to_the_archive_host(
     async with BinanceClient("my-key", limiter=RateLimiter(learn_limits=False)) as c:
         await download_klines(c, "BTCUSDT", "1d", "2024-05-01", "2024-06-01", archive_url=ROOT)
     assert "X-MBX-APIKEY" not in route.calls.last.request.headers
+
+
+def test_agg_trade_archives_only_for_whole_days_and_months() -> None:
+    from aiocea_trio.archives import plan_agg_trade_archives
+
+    today = to_ms("2026-01-01")
+    files, rest_from = plan_agg_trade_archives(
+        "spot", "BTCUSDT", to_ms("2024-04-29T10:00:00Z"), to_ms("2024-07-03T05:00:00Z"), today
+    )
+    assert [f.name for f in files] == [
+        "BTCUSDT-aggTrades-2024-04-30.zip",
+        "BTCUSDT-aggTrades-2024-05.zip",
+        "BTCUSDT-aggTrades-2024-06.zip",
+        "BTCUSDT-aggTrades-2024-07-01.zip",
+        "BTCUSDT-aggTrades-2024-07-02.zip",
+    ]
+    # The partial first and last days come from the REST API, not from whole files.
+    assert files[0].start == to_ms("2024-04-30")
+    assert rest_from == to_ms("2024-07-03")
+    # Half an hour never fetches a day's (or a month's) worth of trades.
+    assert plan_agg_trade_archives(
+        "usdm", "BTCUSDT", to_ms("2024-05-01T10:45:00Z"), to_ms("2024-05-01T11:15:00Z"), today
+    ) == ([], to_ms("2024-05-01T10:45:00Z"))
