@@ -261,3 +261,38 @@ def test_agg_trade_archives_only_for_whole_days_and_months() -> None:
     assert plan_agg_trade_archives(
         "usdm", "BTCUSDT", to_ms("2024-05-01T10:45:00Z"), to_ms("2024-05-01T11:15:00Z"), today
     ) == ([], to_ms("2024-05-01T10:45:00Z"))
+
+
+async def test_agg_trades_join_rest_head_archive_day_and_rest_tail(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiocea_trio import download_agg_trades
+
+    hour = 3_600_000
+    day0 = to_ms("2024-05-02")
+    # One trade every hour, ids counting hours since 2024-05-01.
+    def trade(t: int) -> dict[str, Any]:
+        a = (t - to_ms("2024-05-01")) // hour
+        return {"a": a, "p": "1.0", "q": "2.0", "f": a, "l": a, "T": t, "m": False, "M": True}
+
+    def rest(request: httpx.Request) -> httpx.Response:
+        q = dict(request.url.params)
+        lo, hi = int(q["startTime"]), int(q["endTime"])
+        return httpx.Response(200, json=[trade(t) for t in range(-(-lo // hour) * hour, hi + 1, hour)])
+
+    route = mock.get("https://api.binance.com/api/v3/aggTrades").mock(side_effect=rest)
+    rows = [[t["a"], "1.0", "2.0", t["a"], t["a"], t["T"], "False", "True"]
+            for t in (trade(day0 + h * hour) for h in range(24))]
+    publish(mock, "/data/spot/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-05-02.zip",
+            zipped(rows))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-05-03T12:00:00Z"))
+    async with client() as c:
+        trades = await download_agg_trades(
+            c, "BTCUSDT", "2024-05-01T20:00:00Z", "2024-05-03T03:00:00Z", archive_url=ROOT
+        )
+    times = [t["T"] for t in trades]
+    assert times == list(range(to_ms("2024-05-01T20:00:00Z"), to_ms("2024-05-03T03:00:00Z"), hour))
+    assert [t["a"] for t in trades] == sorted({t["a"] for t in trades})
+    asked = sorted(int(dict(c.request.url.params)["startTime"]) for c in route.calls)
+    assert asked[0] == to_ms("2024-05-01T20:00:00Z")  # the partial first day over REST
+    assert all(not day0 <= t < day0 + 24 * hour for t in asked)  # the whole day from its file
