@@ -19,6 +19,7 @@ downloads every file again (no client cache). The two results are checked identi
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -83,7 +84,9 @@ async def main(years: int) -> dict[str, Any]:
     end = f"{2020 + years}-06-01"
     with served_simulator() as url:
         await timed(url, "auto", start, end)  # warm the simulator's archive cache
+        gc.collect()  # each timed run starts from a clean heap
         auto, auto_rows = await timed(url, "auto", start, end)
+        gc.collect()
         rest, rest_rows = await timed(url, "rest", start, end)
     identical = auto_rows == rest_rows
     return {
