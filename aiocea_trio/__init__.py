@@ -130,8 +130,13 @@ _LAZY_SIM = frozenset({"DEMO_API_KEY", "DEMO_API_SECRET", "SimExchange"})
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SIM:
-        from . import sim
-
+        try:
+            from . import sim
+        except ImportError as exc:
+            raise ImportError(
+                f"aiocea_trio.{name} needs the simulator's extra ({exc.name} is missing): "
+                "pip install 'aiocea-trio[sim]'"
+            ) from exc
         return getattr(sim, name)
     raise AttributeError(f"module 'aiocea_trio' has no attribute {name!r}")
 
