@@ -129,6 +129,19 @@ def test_sim_klines_to_csv_and_resume(runner: CliRunner, tmp_path: Path) -> None
     assert opens == list(range(opens[0], opens[0] + 72 * 3_600_000, 3_600_000))
 
 
+def test_sim_klines_to_parquet(runner: CliRunner, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    target = tmp_path / "eth.parquet"
+    out = _ok(runner, "--market", "usdm", "klines", "ETHUSDT", "15m", "--start", "2024-03-01",
+              "--end", "2024-03-02", "-o", str(target))
+    assert "96 rows written" in out
+    table = pq.read_table(target)
+    assert table.num_rows == 96
+    assert table.column_names[0] == "open_time"
+    assert table.column("open_time")[0].as_py() == 1709251200000
+
+
 def test_sim_watch_a_few_rounds(runner: CliRunner) -> None:
     out = _ok(runner, "watch", "BTCUSDT", "BNBUSDT", "--every", "10ms", "--rounds", "2")
     assert "BNBUSDT" in out
