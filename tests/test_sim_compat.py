@@ -156,17 +156,15 @@ def _ccxt_exchange(url: str) -> Any:
         }
     )
     api = dict(exchange.urls["api"])
+    hosts = [f"https://{sub}.binance.com" for sub in ("api", "fapi", "dapi", "eapi", "papi")]
     for key, value in api.items():
         if isinstance(value, str):
-            for host in (
-                "https://api.binance.com",
-                "https://fapi.binance.com",
-                "https://dapi.binance.com",
-                "https://eapi.binance.com",
-                "https://papi.binance.com",
-            ):
+            for host in hosts:
                 if value.startswith(host):
                     api[key] = url + value[len(host) :]
+    # Nothing may reach the internet: every URL ccxt knows now points at the simulator.
+    stray = [v for v in api.values() if not (isinstance(v, str) and v.startswith(url))]
+    assert not stray, f"ccxt URLs not redirected to the simulator: {stray}"
     exchange.urls["api"] = api
     return exchange
 
