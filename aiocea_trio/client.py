@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -71,6 +71,7 @@ _TIME_PATHS: Final = {
 }
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,})")
 _NOT_JSON: Final = object()
+_RESEND: Final = object()  # an order request's lookup says: send it again
 
 
 def _is_loopback(host: str) -> bool:
@@ -416,32 +417,40 @@ class BinanceClient:
         lookup before any resend."""
         cid = str(call.params.get("newClientOrderId") or new_client_order_id())
         call = attrs.evolve(call, params={**call.params, "newClientOrderId": cid})
-        last: BinanceError | None = None
-        for _ in range(self.order_attempts):
-            try:
-                return await self._attempt(call)
-            except BinanceTransportError as exc:
-                if _never_sent(exc):
-                    last = exc
-                    self._retries += 1
-                    continue
-                last = exc
-            except (BinanceServerError, BinanceResponseError) as exc:
-                if isinstance(exc, BinanceResponseError) and exc.status < 500:
-                    raise
-                last = exc
-            found = await self._find_order(call, {"origClientOrderId": cid}, last)
-            if found is not None:
-                return found
-            self._retries += 1  # the exchange does not have it: sending again is safe
-        assert last is not None
-        raise last
+
+        def decide(found: Any, cause: BinanceError) -> Any:
+            # Not on the exchange: sending again (same id) is safe.
+            return _RESEND if found is None else found
+
+        return await self._order_request(call, {"origClientOrderId": cid}, decide)
 
     async def _cancel_order(self, call: _Call) -> Any:
         """Cancel, and after an ambiguous failure ask the exchange before cancelling again."""
         ident = {
             k: call.params[k] for k in ("orderId", "origClientOrderId") if k in call.params
         }
+
+        def decide(found: Any, cause: BinanceError) -> Any:
+            if found is None:
+                raise cause
+            if str(found.get("status")) in _CANCELLED_STATES:
+                return found
+            return _RESEND  # still open: the cancel did not land
+
+        return await self._order_request(call, ident, decide)
+
+    async def _order_request(
+        self,
+        call: _Call,
+        ident: Mapping[str, object],
+        decide: Callable[[Any, BinanceError], Any],
+    ) -> Any:
+        """Send an order request; after an ambiguous failure, look the order up by
+        ``ident`` and let ``decide`` return the answer or ``_RESEND``.
+
+        A connection that never opened is resent without a lookup; rejections
+        (4xx) are raised at once.
+        """
         last: BinanceError | None = None
         for _ in range(self.order_attempts):
             try:
@@ -456,11 +465,10 @@ class BinanceClient:
                     raise
                 last = exc
             found = await self._find_order(call, ident, last) if ident else None
-            if found is None:
-                raise last
-            if str(found.get("status")) in _CANCELLED_STATES:
-                return found
-            self._retries += 1  # still open: the cancel did not land
+            answer = decide(found, last)
+            if answer is not _RESEND:
+                return answer
+            self._retries += 1
         assert last is not None
         raise last
 

@@ -45,13 +45,7 @@ async def ticker_every_second(
     """Seed example 2: a ring fetching the BTCUSD_PERP ticker every second."""
     q = TaskRing(iter_num=rounds, iter_interval=interval)
     q += CoinMFetchTicker(symbol="BTCUSD_PERP", pair="BTCUSD")
-    out(q.format_tasks())
-    results = []
-    async with Operator(client).add_queue(q).completed() as finished:
-        async for task in finished:
-            out(repr(task.result))
-            results.append(task.result)
-    return results
+    return await _print_results(client, q, out)
 
 
 async def ticker_and_time_every_second(
@@ -60,6 +54,11 @@ async def ticker_and_time_every_second(
     """Seed example 3: every second, server time and ticker at once."""
     q = TaskRing(iter_num=rounds, iter_interval=interval)
     q += GatherTask(CoinMServerTime(), CoinMFetchTicker(symbol="BTCUSD_PERP", pair="BTCUSD"))
+    return await _print_results(client, q, out)
+
+
+async def _print_results(client: Any, q: TaskRing, out: Out) -> list[Any]:
+    """List the ring, then print and collect each result as the operator streams it."""
     out(q.format_tasks())
     results = []
     async with Operator(client).add_queue(q).completed() as finished:
