@@ -28,7 +28,9 @@ from .archives import (
     DEFAULT_ARCHIVE_URL,
     ArchiveFile,
     ArchiveNotFoundError,
+    KlineBlock,
     load_agg_trades,
+    load_kline_block,
     load_klines,
     plan_agg_trade_archives,
     plan_kline_archives,
@@ -346,6 +348,44 @@ async def open_kline_stream(
             has one (the simulator serves archives too), else data.binance.vision.
         cache_dir: keep verified archives here; a cached file is never downloaded again.
     """
+    async with _kline_batches(
+        client,
+        symbol,
+        interval,
+        start,
+        end,
+        market=market,
+        page_size=page_size,
+        max_concurrency=max_concurrency,
+        progress=progress,
+        gaps=gaps,
+        source=source,
+        archive_url=archive_url,
+        cache_dir=cache_dir,
+        blocks=False,
+    ) as batches:
+        yield batches  # type: ignore[misc]  # without blocks, every batch is a list of rows
+
+
+@asynccontextmanager
+async def _kline_batches(
+    client: _Requester,
+    symbol: str,
+    interval: str,
+    start: TimeLike,
+    end: TimeLike,
+    *,
+    market: Market | str,
+    page_size: int | None,
+    max_concurrency: int,
+    progress: Progress | None,
+    gaps: list[Gap] | None,
+    source: str,
+    archive_url: str | None,
+    cache_dir: str | Path | None,
+    blocks: bool,
+) -> AsyncIterator[trio.MemoryReceiveChannel[list[Row] | KlineBlock]]:
+    """``open_kline_stream``; with ``blocks``, whole archive files come as ``KlineBlock``."""
     market = Market(market)
     if not symbol:
         raise ValueError("symbol must not be empty")
@@ -379,9 +419,13 @@ async def open_kline_stream(
     path = _KLINE_PATHS[market]
     cache = Path(cache_dir) if cache_dir is not None else None
 
-    async def fetch_archive_file(file: ArchiveFile) -> list[Row]:
+    async def fetch_archive_file(file: ArchiveFile) -> list[Row] | KlineBlock:
         assert http is not None
-        rows = await load_klines(http, root, file, cache_dir=cache)
+        rows: list[Row] | KlineBlock | None
+        if blocks:
+            rows = await load_kline_block(http, root, file, cache_dir=cache)
+        else:
+            rows = await load_klines(http, root, file, cache_dir=cache)
         if rows is None:
             if source == "archive":
                 raise ArchiveNotFoundError(file.name)
@@ -400,7 +444,7 @@ async def open_kline_stream(
         progress.archives_done += 1
         return rows
 
-    async def fetch(index: int) -> list[Row]:
+    async def fetch(index: int) -> list[Row] | KlineBlock:
         if index < len(files):
             return await fetch_archive_file(files[index])
         page_start, page_end, n = pages[index - len(files)]
@@ -416,15 +460,24 @@ async def open_kline_stream(
         progress.pages_done += 1
         return [r for r in rows if page_start <= int(r[0]) <= page_end and int(r[0]) < hi]
 
-    send, receive = trio.open_memory_channel[list[Row]](0)
-    checked_send, checked_receive = trio.open_memory_channel[list[Row]](0)
+    send, receive = trio.open_memory_channel[list[Row] | KlineBlock](0)
+    checked_send, checked_receive = trio.open_memory_channel[list[Row] | KlineBlock](0)
 
     async def check() -> None:
         """Continuity across the whole stream: report gaps, drop duplicates."""
         expected = _grid_start(interval, lo)
         size = interval_ms(interval)
         with checked_send, receive:
-            async for rows in receive:
+            async for batch in receive:
+                if isinstance(batch, KlineBlock):
+                    if size is not None and _is_whole_block(batch, expected, size):
+                        expected = batch.last + size
+                        progress.rows += batch.count
+                        await checked_send.send(batch)
+                        continue
+                    rows = await trio.to_thread.run_sync(batch.rows)
+                else:
+                    rows = batch
                 if size is not None and _is_whole_run(rows, expected, size):
                     # The usual case, checked in O(1): the batch starts where the last
                     # one ended and spans exactly its length (rows come sorted).
@@ -461,6 +514,11 @@ async def open_kline_stream(
             with checked_receive:
                 yield checked_receive
             nursery.cancel_scope.cancel()
+
+
+def _is_whole_block(block: KlineBlock, first: int, size: int) -> bool:
+    """``_is_whole_run`` for a block: archive files are sorted and unique too."""
+    return block.first == first and block.last == first + (block.count - 1) * size
 
 
 def _is_whole_run(rows: list[Row], first: int, size: int) -> bool:
@@ -570,8 +628,11 @@ async def download_klines_to_file(
     """Append klines to a CSV file, resuming after the last row already in it.
 
     The file holds Binance's 12 columns with a header line. Writing happens in a
-    worker thread, batch by batch, so memory stays flat. Returns the number of
-    rows written by this call.
+    worker thread, batch by batch, so memory stays flat. Whole archive files are
+    written as the text they hold, never turned into Python rows (the bytes are
+    the same as for REST rows), which is what makes an archive download to a
+    file several times faster than one into memory. Returns the number of rows
+    written by this call.
     """
     target = Path(path)
     lo = to_ms(start)
@@ -584,18 +645,21 @@ async def download_klines_to_file(
     written = 0
     handle = await trio.to_thread.run_sync(_open_csv, target)
     try:
-        async with open_kline_stream(
+        async with _kline_batches(
             client,
             symbol,
             interval,
             lo,
             hi,
             market=market,
+            page_size=None,
             max_concurrency=max_concurrency,
             progress=progress,
+            gaps=None,
             source=source,
             archive_url=archive_url,
             cache_dir=cache_dir,
+            blocks=True,
         ) as batches:
             async for batch in batches:
                 await trio.to_thread.run_sync(_write_rows, handle, batch)
@@ -646,8 +710,11 @@ def _open_csv(path: Path) -> Any:
     return handle
 
 
-def _write_rows(handle: Any, rows: list[Row]) -> None:
-    csv.writer(handle).writerows(rows)
+def _write_rows(handle: Any, rows: list[Row] | KlineBlock) -> None:
+    if isinstance(rows, KlineBlock):
+        handle.write(rows.text)
+    else:
+        csv.writer(handle).writerows(rows)
     handle.flush()
 
 

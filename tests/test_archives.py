@@ -21,10 +21,12 @@ import trio
 import trio.testing
 
 import aiocea_trio.archives as archives
-from aiocea_trio import BinanceClient, Progress, RateLimiter, download_klines
+from aiocea_trio import BinanceClient, Progress, RateLimiter, download_klines, download_klines_to_file
 from aiocea_trio.archives import (
     ArchiveChecksumError,
     ArchiveNotFoundError,
+    KlineBlock,
+    kline_block,
     parse_agg_trades_csv,
     parse_klines_csv,
     plan_kline_archives,
@@ -296,3 +298,89 @@ async def test_agg_trades_join_rest_head_archive_day_and_rest_tail(
     asked = sorted(int(dict(c.request.url.params)["startTime"]) for c in route.calls)
     assert asked[0] == to_ms("2024-05-01T20:00:00Z")  # the partial first day over REST
     assert all(not day0 <= t < day0 + 24 * hour for t in asked)  # the whole day from its file
+
+
+def csv_text(rows: list[list[Any]], *, header: bool = False, end: str = "\n") -> str:
+    with zipfile.ZipFile(io.BytesIO(zipped(rows, header=header))) as archive:
+        return archive.read("x.csv").decode().replace("\n", end)
+
+
+def test_a_block_is_the_text_csv_writer_makes_of_the_rest_rows() -> None:
+    days = [to_ms("2024-12-31"), to_ms("2025-01-01")]
+    expected = "".join(",".join(str(v) for v in rest_row(t)) + "\r\n" for t in days)
+    for text in (
+        csv_text([row(t) for t in days]),  # milliseconds
+        csv_text([row(t, unit=1000) for t in days]),  # microseconds (spot from 2025)
+        csv_text([row(t) for t in days], header=True),  # futures files' header line
+        csv_text([row(t) for t in days], end="\r\n"),
+    ):
+        block = kline_block(text)
+        assert block is not None
+        assert (block.text, block.first, block.last, len(block)) == (expected, *days, 2)
+        assert block.rows() == [rest_row(t) for t in days]
+        assert "54" not in repr(block) and "count=2" in repr(block)  # no data in the repr
+
+
+def test_only_plain_twelve_column_files_become_blocks() -> None:
+    rows = [row(to_ms("2024-05-01")), row(to_ms("2024-05-02"))]
+    assert kline_block(csv_text([r[:11] for r in rows])) is None  # no "ignore" column
+    assert kline_block(csv_text(rows).replace("1.5", '"1.5"')) is None  # quoted fields
+    assert kline_block(csv_text(rows).replace("\n", "\n\n", 1)) is None  # an empty line
+    assert kline_block("") is None
+    assert kline_block(csv_text(rows).replace(str(to_ms("2024-05-02")), "x", 1)) is None
+
+
+async def _to_file(path: Path, **kwargs: Any) -> int:
+    async with client() as c:
+        return await download_klines_to_file(
+            c, path, "BTCUSDT", "1d", kwargs.pop("start"), kwargs.pop("end"), archive_url=ROOT,
+            **kwargs,
+        )
+
+
+async def test_a_file_download_writes_whole_archives_without_building_rows(
+    mock: respx.MockRouter,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    serve_rest(mock)
+    base = "/data/spot/monthly/klines/BTCUSDT/1d"
+    publish(mock, f"{base}/BTCUSDT-1d-2024-12.zip", zipped(month_rows(2024, 12)))
+    publish(mock, f"{base}/BTCUSDT-1d-2025-01.zip", zipped(month_rows(2025, 1, unit=1000)))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2025-02-03T12:00:00Z"))
+    parsed: list[int] = []
+    real_parse = archives.parse_klines_text
+    monkeypatch.setattr(
+        archives, "parse_klines_text", lambda text: parsed.append(1) or real_parse(text)
+    )
+    written = await _to_file(tmp_path / "auto.csv", start="2024-12-01", end="2025-02-01")
+    assert parsed == []  # two whole months, written as text
+    await _to_file(tmp_path / "rest.csv", start="2024-12-01", end="2025-02-01", source="rest")
+    auto, rest = (tmp_path / "auto.csv").read_bytes(), (tmp_path / "rest.csv").read_bytes()
+    assert auto == rest
+    assert written == 62 == auto.count(b"\r\n") - 1  # (the header line)
+    # A month cut by the range is parsed and trimmed; the rest of the file is text.
+    await _to_file(tmp_path / "cut.csv", start="2024-12-10", end="2025-02-01")
+    assert parsed == [1]
+    tail = (tmp_path / "cut.csv").read_bytes().split(b"\r\n", 1)[1]
+    assert tail == auto[auto.index(str(to_ms("2024-12-10")).encode()):]
+
+
+async def test_a_gap_inside_an_archive_is_reported_in_a_file_download(
+    mock: respx.MockRouter,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    serve_rest(mock)
+    may = [r for r in month_rows(2024, 5) if r[0] != to_ms("2024-05-10")]
+    publish(mock, "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip", zipped(may))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    written = await _to_file(tmp_path / "may.csv", start="2024-05-01", end="2024-06-01")
+    assert written == 30
+    lines = (tmp_path / "may.csv").read_text().splitlines()[1:]
+    assert lines == [",".join(str(v) for v in r) for r in may]
+    assert f"no klines from {to_ms('2024-05-10')} to {to_ms('2024-05-11')}" in caplog.text
+    assert isinstance(kline_block(csv_text(may)), KlineBlock)

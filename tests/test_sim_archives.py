@@ -12,6 +12,7 @@ import io
 import re
 import zipfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -21,7 +22,7 @@ import trio
 import trio.testing
 
 from aiocea_trio.archives import ArchiveChecksumError, ArchiveFile, fetch_archive
-from aiocea_trio.history import Progress, download_klines, to_ms
+from aiocea_trio.history import Progress, download_klines, download_klines_to_file, to_ms
 from aiocea_trio.sim import SimExchange, default_symbols
 from aiocea_trio.sim.archives import AGG_TRADES_HEADER, KLINES_HEADER
 
@@ -463,3 +464,41 @@ async def test_auto_download_equals_rest_download(
     assert progress.archive_rows > 0
     assert progress.pages_done >= 1  # today came from the REST API
     assert auto[-1][0] <= NOW < auto[-1][6] + 1  # ... up to the open candle
+
+
+@pytest.mark.parametrize(
+    ("market", "interval", "start", "missing"),
+    [
+        ("spot", "1m", "2024-11-01T00:00:00Z", ()),
+        ("usdm", "1h", "2024-11-20T05:00:00Z", ("BTCUSDT-1h-2024-12.",)),
+        ("coinm", "15m", "2024-12-01T00:00:00Z", ("2025-01-01",)),
+    ],
+)
+async def test_auto_file_download_is_the_rest_file_byte_for_byte(
+    market: str,
+    interval: str,
+    start: str,
+    missing: tuple[str, ...],
+    tmp_path: Path,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Whole archives are written as text; the file is the one REST rows make."""
+    sim = SimExchange(start_time_ms=NOW, missing_archives=missing)
+    symbol = SYMBOLS[market]
+    async with sim.client() as client:
+        await client.sync_time(market)
+        end = to_ms("2025-01-03")  # up to today: archives only, nothing still moving
+        progress = Progress()
+        written = await download_klines_to_file(
+            client, tmp_path / "auto.csv", symbol, interval, start, end, market=market,
+            progress=progress,
+        )
+        await download_klines_to_file(
+            client, tmp_path / "rest.csv", symbol, interval, start, end, market=market,
+            source="rest",
+        )
+    auto, rest = (tmp_path / "auto.csv").read_bytes(), (tmp_path / "rest.csv").read_bytes()
+    assert auto == rest
+    assert written == auto.count(b"\r\n") - 1 > 0
+    assert progress.archives_done >= 3
+    assert (progress.weight > 0) == bool(missing)  # a missing file: REST serves its span
