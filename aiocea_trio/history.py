@@ -15,6 +15,7 @@ import contextlib
 import csv
 import datetime as dt
 import functools
+import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from .archives import (
     ArchiveFile,
     ArchiveNotFoundError,
     KlineBlock,
+    collector_paused,
     load_agg_trades,
     load_kline_block,
     load_klines,
@@ -590,23 +592,36 @@ async def download_klines(
     """
     gaps: list[Gap] = []
     rows: list[Row] = []
-    async with open_kline_stream(
-        client,
-        symbol,
-        interval,
-        start,
-        end,
-        market=market,
-        page_size=page_size,
-        max_concurrency=max_concurrency,
-        progress=progress,
-        gaps=gaps,
-        source=source,
-        archive_url=archive_url,
-        cache_dir=cache_dir,
-    ) as batches:
-        async for batch in batches:
-            rows.extend(batch)
+    progress = progress if progress is not None else Progress()
+    # Rows built from archives come fast and by the million: the cyclic collector
+    # is paused until the archive part has been received (see archives.py).
+    paused = source != "rest"
+    if paused:
+        collector_paused.begin()
+    try:
+        async with open_kline_stream(
+            client,
+            symbol,
+            interval,
+            start,
+            end,
+            market=market,
+            page_size=page_size,
+            max_concurrency=max_concurrency,
+            progress=progress,
+            gaps=gaps,
+            source=source,
+            archive_url=archive_url,
+            cache_dir=cache_dir,
+        ) as batches:
+            async for batch in batches:
+                rows.extend(batch)
+                if paused and progress.archives_done >= progress.archives_total:
+                    paused = False
+                    collector_paused.end()
+    finally:
+        if paused:
+            collector_paused.end()
     return HistoryRows(rows, gaps)
 
 
@@ -627,12 +642,12 @@ async def download_klines_to_file(
 ) -> int:
     """Append klines to a CSV file, resuming after the last row already in it.
 
-    The file holds Binance's 12 columns with a header line. Writing happens in a
-    worker thread, batch by batch, so memory stays flat. Whole archive files are
-    written as the text they hold, never turned into Python rows (the bytes are
-    the same as for REST rows), which is what makes an archive download to a
-    file several times faster than one into memory. Returns the number of rows
-    written by this call.
+    The file holds Binance's 12 columns with a header line and ``\\n`` line ends,
+    as Binance's archives do. Writing happens in a worker thread, batch by batch,
+    so memory stays flat. Whole archive files are written as the bytes they hold,
+    never turned into Python rows (the bytes are the ones REST rows make), which
+    makes an archive download to a file many times faster than one into memory.
+    Returns the number of rows written by this call.
     """
     target = Path(path)
     lo = to_ms(start)
@@ -704,17 +719,19 @@ def _last_open_time(path: Path) -> int | None:
 
 def _open_csv(path: Path) -> Any:
     new = not path.exists() or path.stat().st_size == 0
-    handle = path.open("a", newline="")
+    handle = path.open("ab")
     if new:
-        csv.writer(handle).writerow(KLINE_COLUMNS)
+        handle.write((",".join(KLINE_COLUMNS) + "\n").encode("ascii"))
     return handle
 
 
 def _write_rows(handle: Any, rows: list[Row] | KlineBlock) -> None:
     if isinstance(rows, KlineBlock):
-        handle.write(rows.text)
+        handle.write(rows.data)
     else:
-        csv.writer(handle).writerows(rows)
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(rows)
+        handle.write(text.getvalue().encode("utf-8"))
     handle.flush()
 
 

@@ -2,15 +2,19 @@
 
 The simulator runs in its own process (``aiocea-trio sim``) on 127.0.0.1 with Binance's
 real spot limit scaled to 2-second windows (6000 per minute = 200 per 2 s), as in
-bench_download.py. Both runs download the same range with ``download_klines``:
+bench_download.py. The same range is downloaded four ways: into memory with
+``download_klines`` and into a CSV file with ``download_klines_to_file`` (what the CLI's
+``klines`` command does), each with ``source="auto"`` and ``source="rest"``:
 
 - ``source="rest"``: 2,629 pages of 1000 rows, weight 2 each: bound by the rate limit;
-- ``source="auto"``: 60 monthly zip archives (checksum-verified, unzipped and parsed in a
-  worker thread) and nothing else, since every month of the range is complete.
+- ``source="auto"``: 60 monthly zip archives (checksum-verified, unzipped in worker
+  threads) and nothing else, since every month of the range is complete. In memory each
+  file becomes 44,640 Python lists; to a file its CSV is written as it is.
 
 The simulator builds each archive on first request and caches it, where Binance serves
 static files; an untimed first ``auto`` run stands in for that, and the timed one
-downloads every file again (no client cache). The two results are checked identical.
+downloads every file again (no client cache). The auto and rest results are checked
+identical: the same rows in memory, the same bytes in the files.
 
     python benchmarks/bench_archives.py            # five years
     python benchmarks/bench_archives.py --years 1  # a shorter run
@@ -20,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +38,7 @@ from typing import Any
 
 import trio
 
-from aiocea_trio import BinanceClient, Progress, download_klines
+from aiocea_trio import BinanceClient, Progress, download_klines, download_klines_to_file
 
 RESULTS = Path(__file__).with_name("results")
 WINDOW = 2
@@ -56,54 +62,75 @@ def served_simulator() -> Iterator[str]:
             proc.stdout.close()
 
 
-async def timed(url: str, source: str, start: str, end: str) -> tuple[dict[str, Any], list[Any]]:
+async def timed(
+    url: str, source: str, start: str, end: str, target: Path | None
+) -> tuple[dict[str, Any], Any]:
+    """One download; returns its figures and what it made (the rows, or the file's sha256)."""
+    if target is not None:
+        await trio.Path(target).unlink(missing_ok=True)
     async with BinanceClient(base_url=url, timeout=60) as client:
         progress = Progress()
         began = time.perf_counter()
-        rows = await download_klines(
-            client, "BTCUSDT", "1m", start, end, progress=progress, source=source, max_concurrency=8
-        )
+        if target is None:
+            made: Any = await download_klines(
+                client, "BTCUSDT", "1m", start, end, progress=progress, source=source
+            )
+            rows = len(made)
+        else:
+            rows = await download_klines_to_file(
+                client, target, "BTCUSDT", "1m", start, end, progress=progress, source=source
+            )
         seconds = time.perf_counter() - began
         stats = client.statistics().limiter.markets.get("spot")
+    if target is not None:
+        made = hashlib.sha256(await trio.Path(target).read_bytes()).hexdigest()
+        await trio.Path(target).unlink()
     # Weight as the exchange counted it: the download's REST pages, plus the client's
     # one-off exchangeInfo (weight 20) when it made any REST request at all.
     return {
+        "into": "memory" if target is None else "CSV file",
         "source": source,
-        "rows": len(rows),
+        "rows": rows,
         "seconds": round(seconds, 2),
-        "rows_per_s": round(len(rows) / seconds),
+        "rows_per_s": round(rows / seconds),
         "archive_files": progress.archives_done,
         "rest_pages": progress.pages_done,
         "weight": progress.weight + (20 if stats is not None and stats.learned else 0),
         "http_429": stats.rate_limited if stats is not None else 0,
-    }, rows
+    }, made
 
 
-async def main(years: int) -> dict[str, Any]:
+async def main(years: int, out_dir: Path) -> dict[str, Any]:
     start = "2020-06-01"
     end = f"{2020 + years}-06-01"
-    with served_simulator() as url:
-        await timed(url, "auto", start, end)  # warm the simulator's archive cache
-        gc.collect()  # each timed run starts from a clean heap
-        auto, auto_rows = await timed(url, "auto", start, end)
-        gc.collect()
-        rest, rest_rows = await timed(url, "rest", start, end)
-    identical = auto_rows == rest_rows
-    return {
-        "range": [start, end],
-        "window_s": WINDOW,
-        "spot_limit_per_window": SPOT_LIMIT,
-        "identical": identical,
-        "speedup": round(rest["seconds"] / auto["seconds"], 1),
-        "results": [auto, rest],
+    report: dict[str, Any] = {
+        "range": [start, end], "window_s": WINDOW, "spot_limit_per_window": SPOT_LIMIT
     }
+    with served_simulator() as url:
+        await timed(url, "auto", start, end, None)  # warm the simulator's archive cache
+        for into, target in (("memory", None), ("file", out_dir / "bench_archives.csv")):
+            made = {}
+            for source in ("auto", "rest"):
+                gc.collect()  # each timed run starts from a clean heap
+                figures, made[source] = await timed(url, source, start, end, target)
+                report.setdefault("results", []).append(figures)
+            auto, rest = report["results"][-2:]
+            report[into] = {
+                "identical": made["auto"] == made["rest"],
+                "speedup": round(rest["seconds"] / auto["seconds"], 1),
+            }
+            del made
+    return report
 
 
 def print_table(report: dict[str, Any]) -> None:
-    cols = ["source", "rows", "seconds", "rows_per_s", "archive_files", "rest_pages", "weight", "http_429"]
+    cols = ["into", "source", "rows", "seconds", "rows_per_s", "archive_files", "rest_pages",
+            "weight", "http_429"]
     title = (
         f"Spot BTCUSDT 1m {report['range'][0]} to {report['range'][1]}: auto is "
-        f"{report['speedup']}x faster; identical rows: {report['identical']}"
+        f"{report['memory']['speedup']}x faster into memory, {report['file']['speedup']}x "
+        f"into a CSV file; identical: {report['memory']['identical']} (rows), "
+        f"{report['file']['identical']} (file bytes)"
     )
     try:
         from rich.console import Console
@@ -111,7 +138,7 @@ def print_table(report: dict[str, Any]) -> None:
 
         table = Table(title=title)
         for col in cols:
-            table.add_column(col, justify="left" if col == "source" else "right")
+            table.add_column(col, justify="left" if col in ("into", "source") else "right")
         for r in report["results"]:
             table.add_row(*(str(r[c]) for c in cols))
         Console(width=150).print(table)
@@ -125,11 +152,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--years", type=int, default=5)
     options = parser.parse_args()
-    report = trio.run(main, options.years)
-    print_table(report)
     RESULTS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        report = trio.run(main, options.years, Path(scratch))
+    print_table(report)
     out = RESULTS / "bench_archives.json"
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
-    if not report["identical"]:
-        sys.exit("auto and rest rows differ")
+    if not (report["memory"]["identical"] and report["file"]["identical"]):
+        sys.exit("auto and rest results differ")

@@ -300,34 +300,60 @@ async def test_agg_trades_join_rest_head_archive_day_and_rest_tail(
     assert all(not day0 <= t < day0 + 24 * hour for t in asked)  # the whole day from its file
 
 
-def csv_text(rows: list[list[Any]], *, header: bool = False, end: str = "\n") -> str:
+def csv_bytes(rows: list[list[Any]], *, header: bool = False, end: bytes = b"\n") -> bytes:
     with zipfile.ZipFile(io.BytesIO(zipped(rows, header=header))) as archive:
-        return archive.read("x.csv").decode().replace("\n", end)
+        return archive.read("x.csv").replace(b"\n", end)
 
 
-def test_a_block_is_the_text_csv_writer_makes_of_the_rest_rows() -> None:
+def test_a_block_is_the_csv_the_rest_rows_make() -> None:
     days = [to_ms("2024-12-31"), to_ms("2025-01-01")]
-    expected = "".join(",".join(str(v) for v in rest_row(t)) + "\r\n" for t in days)
-    for text in (
-        csv_text([row(t) for t in days]),  # milliseconds
-        csv_text([row(t, unit=1000) for t in days]),  # microseconds (spot from 2025)
-        csv_text([row(t) for t in days], header=True),  # futures files' header line
-        csv_text([row(t) for t in days], end="\r\n"),
+    expected = "".join(",".join(str(v) for v in rest_row(t)) + "\n" for t in days).encode()
+    for data in (
+        csv_bytes([row(t) for t in days]),  # milliseconds
+        csv_bytes([row(t, unit=1000) for t in days]),  # microseconds (spot from 2025)
+        csv_bytes([row(t) for t in days], header=True),  # futures files' header line
+        csv_bytes([row(t) for t in days], end=b"\r\n"),
+        csv_bytes([row(t) for t in days]).rstrip(b"\n"),  # no newline at the end
     ):
-        block = kline_block(text)
+        block = kline_block(data)
         assert block is not None
-        assert (block.text, block.first, block.last, len(block)) == (expected, *days, 2)
+        assert (block.data, block.first, block.last, len(block)) == (expected, *days, 2)
         assert block.rows() == [rest_row(t) for t in days]
-        assert "54" not in repr(block) and "count=2" in repr(block)  # no data in the repr
+        assert "1.5" not in repr(block) and "count=2" in repr(block)  # no data in the repr
 
 
 def test_only_plain_twelve_column_files_become_blocks() -> None:
     rows = [row(to_ms("2024-05-01")), row(to_ms("2024-05-02"))]
-    assert kline_block(csv_text([r[:11] for r in rows])) is None  # no "ignore" column
-    assert kline_block(csv_text(rows).replace("1.5", '"1.5"')) is None  # quoted fields
-    assert kline_block(csv_text(rows).replace("\n", "\n\n", 1)) is None  # an empty line
-    assert kline_block("") is None
-    assert kline_block(csv_text(rows).replace(str(to_ms("2024-05-02")), "x", 1)) is None
+    assert kline_block(csv_bytes([r[:11] for r in rows])) is None  # no "ignore" column
+    assert kline_block(csv_bytes(rows).replace(b"1.5", b'"1.5"')) is None  # quoted fields
+    assert kline_block(csv_bytes(rows).replace(b"\n", b"\n\n", 1)) is None  # an empty line
+    assert kline_block(b"") is None
+    assert kline_block(csv_bytes(rows).replace(str(to_ms("2024-05-02")).encode(), b"x")) is None
+
+
+def test_unzip_checks_the_size_and_crc_of_what_it_inflates() -> None:
+    data = zipped([row(to_ms("2024-05-01"))])
+    assert archives._csv_bytes(data).startswith(str(to_ms("2024-05-01")).encode())
+    info = zipfile.ZipFile(io.BytesIO(data)).infolist()[0]
+    crc_at = info.header_offset + 14  # the CRC-32 field of the local header ...
+    central = data.rindex(b"PK\x01\x02") + 16  # ... and of the central directory
+    broken = bytearray(data)
+    for at in (crc_at, central):
+        broken[at] ^= 0xFF
+    with pytest.raises(zipfile.BadZipFile, match="CRC"):
+        archives._csv_bytes(bytes(broken))
+
+
+@pytest.mark.parametrize("inflate", ["zlib", "zlib_ng"])
+def test_either_inflater_gives_the_same_csv(inflate: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = pytest.importorskip(inflate)
+    if inflate == "zlib_ng":
+        module = module.zlib_ng
+    monkeypatch.setattr(archives, "_inflate", module.decompress)
+    rows = month_rows(2024, 5)
+    assert archives._csv_bytes(zipped(rows)).decode().splitlines() == [
+        ",".join(str(v) for v in r) for r in rows
+    ]
 
 
 async def _to_file(path: Path, **kwargs: Any) -> int:
@@ -359,11 +385,11 @@ async def test_a_file_download_writes_whole_archives_without_building_rows(
     await _to_file(tmp_path / "rest.csv", start="2024-12-01", end="2025-02-01", source="rest")
     auto, rest = (tmp_path / "auto.csv").read_bytes(), (tmp_path / "rest.csv").read_bytes()
     assert auto == rest
-    assert written == 62 == auto.count(b"\r\n") - 1  # (the header line)
+    assert written == 62 == auto.count(b"\n") - 1  # (the header line)
     # A month cut by the range is parsed and trimmed; the rest of the file is text.
     await _to_file(tmp_path / "cut.csv", start="2024-12-10", end="2025-02-01")
     assert parsed == [1]
-    tail = (tmp_path / "cut.csv").read_bytes().split(b"\r\n", 1)[1]
+    tail = (tmp_path / "cut.csv").read_bytes().split(b"\n", 1)[1]
     assert tail == auto[auto.index(str(to_ms("2024-12-10")).encode()):]
 
 
@@ -383,4 +409,44 @@ async def test_a_gap_inside_an_archive_is_reported_in_a_file_download(
     lines = (tmp_path / "may.csv").read_text().splitlines()[1:]
     assert lines == [",".join(str(v) for v in r) for r in may]
     assert f"no klines from {to_ms('2024-05-10')} to {to_ms('2024-05-11')}" in caplog.text
-    assert isinstance(kline_block(csv_text(may)), KlineBlock)
+    assert isinstance(kline_block(csv_bytes(may)), KlineBlock)
+
+
+def test_collector_pauses_nest_and_restore_the_state_they_found() -> None:
+    import gc
+
+    from aiocea_trio.archives import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        collector_paused.begin()  # a second download, in another task
+        assert not gc.isenabled()
+        with collector_paused():  # a file parsed in a worker thread
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+        collector_paused.end()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()  # the application's own choice is kept
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+async def test_a_download_resumes_the_collector_even_when_it_fails(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    serve_rest(mock)
+    mock.get(f"{ROOT}/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip").respond(404)
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    with pytest.raises(ArchiveNotFoundError):
+        await _download(start="2024-05-01", end="2024-06-01", source="archive")
+    assert gc.isenabled()
+    rows = await _download(start="2024-05-01", end="2024-06-01")  # 404: REST serves May
+    assert len(rows) == 31
+    assert gc.isenabled()
