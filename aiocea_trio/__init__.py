@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .archives import ArchiveChecksumError as ArchiveChecksumError
+from .archives import ArchiveNotFoundError as ArchiveNotFoundError
 from .client import BinanceClient as BinanceClient
 from .client import ClientStatistics as ClientStatistics
 from .client import new_client_order_id as new_client_order_id
@@ -144,6 +146,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEMO_API_KEY",
     "DEMO_API_SECRET",
+    "ArchiveChecksumError",
+    "ArchiveNotFoundError",
     "BinanceAPIError",
     "BinanceBanError",
     "BinanceClient",

@@ -408,7 +408,6 @@ class _CollectorPause:
 
 
 collector_paused: Final = _CollectorPause()
-_collector_paused: Final = collector_paused
 
 
 def parse_klines_csv(data: bytes) -> list[list[Any]]:
@@ -421,7 +420,7 @@ def parse_klines_csv(data: bytes) -> list[list[Any]]:
 
 def parse_klines_text(text: str) -> list[list[Any]]:
     """The CSV text of a klines archive as REST rows. Blocking, holds the GIL."""
-    with _collector_paused():
+    with collector_paused():
         return _parse_klines(text)
 
 
@@ -458,7 +457,7 @@ def parse_agg_trades_csv(data: bytes) -> list[dict[str, Any]]:
 
 def parse_agg_trades_text(text: str) -> list[dict[str, Any]]:
     """The CSV text of an aggTrades archive as REST objects. Blocking, holds the GIL."""
-    with _collector_paused():
+    with collector_paused():
         return _parse_agg_trades(text)
 
 

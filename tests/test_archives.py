@@ -21,7 +21,13 @@ import trio
 import trio.testing
 
 import aiocea_trio.archives as archives
-from aiocea_trio import BinanceClient, Progress, RateLimiter, download_klines, download_klines_to_file
+from aiocea_trio import (
+    BinanceClient,
+    Progress,
+    RateLimiter,
+    download_klines,
+    download_klines_to_file,
+)
 from aiocea_trio.archives import (
     ArchiveChecksumError,
     ArchiveNotFoundError,
@@ -319,7 +325,8 @@ def test_a_block_is_the_csv_the_rest_rows_make() -> None:
         assert block is not None
         assert (block.data, block.first, block.last, len(block)) == (expected, *days, 2)
         assert block.rows() == [rest_row(t) for t in days]
-        assert "1.5" not in repr(block) and "count=2" in repr(block)  # no data in the repr
+        assert "1.5" not in repr(block)  # no data in the repr
+        assert "count=2" in repr(block)
 
 
 def test_only_plain_twelve_column_files_become_blocks() -> None:
