@@ -212,7 +212,10 @@ async def test_the_cache_makes_a_second_run_download_nothing(
 
 
 async def test_unzip_and_parse_run_in_a_worker_thread(
-    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    mock: respx.MockRouter,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     serve_rest(mock)
     publish(mock, "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip",
@@ -229,10 +232,12 @@ async def test_unzip_and_parse_run_in_a_worker_thread(
 
         return wrapper
 
-    for name in ("_csv_text", "parse_klines_text"):  # unzip, then parse
+    for name in ("_csv_text", "parse_klines_text", "_unzip_block"):
         monkeypatch.setattr(archives, name, spy(name))
-    await _download(start="2024-05-01", end="2024-06-01")
+    await _download(start="2024-05-01", end="2024-06-01")  # unzip, then parse
     assert set(threads) == {"_csv_text", "parse_klines_text"}
+    await _to_file(tmp_path / "may.csv", start="2024-05-01", end="2024-06-01")  # unzip only
+    assert set(threads) == {"_csv_text", "parse_klines_text", "_unzip_block"}
     assert threading.get_ident() not in threads.values()
 
 
