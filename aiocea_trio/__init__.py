@@ -39,6 +39,7 @@ from .limits import MarketStatistics as MarketStatistics
 from .limits import RateLimiter as RateLimiter
 from .markets import Market as Market
 from .markets import market_for_path as market_for_path
+from .parquet import download_klines_to_parquet as download_klines_to_parquet
 from .pipeline import CompletedChannel as CompletedChannel
 from .pipeline import CompositeTask as CompositeTask
 from .pipeline import FunctionTask as FunctionTask
@@ -254,6 +255,7 @@ __all__ = [
     "download_funding_rates",
     "download_klines",
     "download_klines_to_file",
+    "download_klines_to_parquet",
     "market_for_path",
     "new_client_order_id",
     "open_kline_stream",

@@ -20,6 +20,7 @@ SECTIONS = (
     ("Rate limiting", "aiocea_trio.limits", "Weight-aware limiter shared per IP."),
     ("Pipeline", "aiocea_trio.pipeline", "Tasks, composites, queues and the operator."),
     ("History", "aiocea_trio.history", "Bulk downloads over any time range."),
+    ("Parquet", "aiocea_trio.parquet", "Klines into a Parquet file (the parquet extra)."),
     ("Archives", "aiocea_trio.archives", "Binance's zip archives: planning, fetching, parsing."),
     ("Simulator", "aiocea_trio.sim", "The Binance-compatible exchange for tests and demos."),
     ("Task catalog", "aiocea_trio.tasks", "Ready-made tasks; see tasks.md for the endpoints."),

@@ -377,7 +377,7 @@ def klines(
     cache_dir: Path | None,
 ) -> None:
     """Download SYMBOL's INTERVAL klines from --start to --end into a file."""
-    from ..history import Progress, download_klines, download_klines_to_file, interval_ms, to_ms
+    from ..history import Progress, download_klines_to_file, interval_ms, to_ms
 
     try:
         interval_ms(interval)
@@ -402,13 +402,13 @@ def klines(
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_show_progress, progress, nursery.cancel_scope)
                 if parquet:
-                    rows = await download_klines(
-                        client, symbol.upper(), interval, lo, stop,
+                    from ..parquet import download_klines_to_parquet
+
+                    written = await download_klines_to_parquet(
+                        client, output, symbol.upper(), interval, lo, stop,
                         market=settings.market, max_concurrency=concurrency, progress=progress,
                         source=source, cache_dir=cache_dir,
                     )
-                    await trio.to_thread.run_sync(_write_parquet, output, rows)
-                    written = len(rows)
                 else:
                     written = await download_klines_to_file(
                         client, output, symbol.upper(), interval, lo, stop,
@@ -454,17 +454,6 @@ async def _show_progress(progress: Any, scope: trio.CancelScope) -> None:
                 detail=f"{progress.rows} rows in all, {progress.weight} weight",
             )
             await trio.sleep(0.1)
-
-
-def _write_parquet(path: Path, rows: Sequence[Sequence[Any]]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ..history import KLINE_COLUMNS
-
-    columns: list[list[Any]] = [[row[i] for row in rows] for i in range(len(KLINE_COLUMNS))]
-    table = pa.table(dict(zip(KLINE_COLUMNS, columns, strict=True)))
-    pq.write_table(table, path)
 
 
 @cli.command()
