@@ -8,6 +8,7 @@ however long the range.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -78,8 +79,18 @@ def _table(batch: list[Row] | KlineBlock, schema: pa.Schema) -> pa.Table:
     )
 
 
-def _write(writer: pq.ParquetWriter, tables: list[pa.Table]) -> None:
-    writer.write_table(_pyarrow().concat_tables(tables), row_group_size=ROW_GROUP_ROWS)
+def _write(writer: pq.ParquetWriter, tables: list[pa.Table], *, final: bool) -> list[pa.Table]:
+    """Write every whole row group in ``tables`` (all of them when ``final``); return the rest.
+
+    Row groups are cut at fixed row counts, whatever the batches were, so the same
+    rows make the same file from archives as from the REST API.
+    """
+    table = _pyarrow().concat_tables(tables)
+    whole = table.num_rows if final else table.num_rows - table.num_rows % ROW_GROUP_ROWS
+    if whole:
+        # Contiguous columns: pages, like row groups, must not follow the batches.
+        writer.write_table(table.slice(0, whole).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+    return [table.slice(whole)] if whole < table.num_rows else []
 
 
 async def download_klines_to_parquet(
@@ -138,10 +149,13 @@ async def download_klines_to_parquet(
                 pending_rows += table.num_rows
                 written += table.num_rows
                 if pending_rows >= ROW_GROUP_ROWS:
-                    await trio.to_thread.run_sync(_write, writer, pending)
-                    pending, pending_rows = [], 0
+                    pending = await trio.to_thread.run_sync(
+                        functools.partial(_write, writer, pending, final=False)
+                    )
+                    pending_rows %= ROW_GROUP_ROWS
             if pending:
-                await trio.to_thread.run_sync(_write, writer, pending)
+                last = functools.partial(_write, writer, pending, final=True)
+                await trio.to_thread.run_sync(last)
         done = True
     finally:
         with trio.CancelScope(shield=True):

@@ -41,6 +41,7 @@ async def test_auto_and_rest_write_the_same_table_as_the_rows(
     auto, rest = pq.read_table(tmp_path / "auto.parquet"), pq.read_table(tmp_path / "rest.parquet")
     assert auto.schema == kline_schema()
     assert auto.equals(rest)
+    assert (tmp_path / "auto.parquet").read_bytes() == (tmp_path / "rest.parquet").read_bytes()
     assert written == auto.num_rows == len(rows) == (to_ms(END) - to_ms(START)) // 60_000
     assert auto.to_pylist() == [dict(zip(KLINE_COLUMNS, row, strict=True)) for row in rows]
     assert (progress.archives_done, progress.pages_done) == (4, 1)  # Nov, Dec, Jan 1, Jan 2
@@ -50,11 +51,16 @@ async def test_auto_and_rest_write_the_same_table_as_the_rows(
 async def test_row_groups_are_written_as_they_fill(
     tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(parquet, "ROW_GROUP_ROWS", 10_000)
+    monkeypatch.setattr(parquet, "ROW_GROUP_ROWS", 10_000)  # a month file is 44,640 rows
     async with SimExchange(start_time_ms=NOW).client() as client:
         written = await download_klines_to_parquet(
             client, tmp_path / "btc.parquet", "BTCUSDT", "1m", "2024-12-01", "2025-01-01"
         )
+        await download_klines_to_parquet(  # 45 pages, cut into the same row groups
+            client, tmp_path / "rest.parquet", "BTCUSDT", "1m", "2024-12-01", "2025-01-01",
+            source="rest",
+        )
+    assert (tmp_path / "btc.parquet").read_bytes() == (tmp_path / "rest.parquet").read_bytes()
     metadata = pq.ParquetFile(tmp_path / "btc.parquet").metadata
     assert written == 31 * 1440
     assert metadata.num_row_groups == 5  # 44,640 rows in groups of at most 10,000
