@@ -17,7 +17,7 @@ import datetime as dt
 import functools
 import io
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence, Sized
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
@@ -59,6 +59,7 @@ logger = logging.getLogger("aiocea_trio.history")
 
 Row = list[Any]
 T = TypeVar("T")
+A = TypeVar("A", bound=Sized)
 #: A point in time: epoch ms, a datetime or date (naive ones are UTC), or an ISO 8601 text.
 TimeLike = int | float | str | dt.datetime | dt.date
 
@@ -421,30 +422,20 @@ async def _kline_batches(
     path = _KLINE_PATHS[market]
     cache = Path(cache_dir) if cache_dir is not None else None
 
-    async def fetch_archive_file(file: ArchiveFile) -> list[Row] | KlineBlock:
+    async def load(file: ArchiveFile) -> list[Row] | KlineBlock | None:
         assert http is not None
-        rows: list[Row] | KlineBlock | None
         if blocks:
-            rows = await load_kline_block(http, root, file, cache_dir=cache)
-        else:
-            rows = await load_klines(http, root, file, cache_dir=cache)
-        if rows is None:
-            if source == "archive":
-                raise ArchiveNotFoundError(file.name)
-            logger.info("%s not published: the REST API serves its span", file.name)
-            rest = await download_klines(
-                client, symbol, interval, file.start, file.end, market=market,
-                page_size=page_size, max_concurrency=max_concurrency, source="rest",
-            )
-            progress.weight += sum(
-                request_weight(market.value, "GET", path, {"limit": str(limit)})
-                for _ in _kline_pages(interval, file.start, file.end, limit)
-            )
-            rows = list(rest)
-        else:
-            progress.archive_rows += len(rows)
-        progress.archives_done += 1
-        return rows
+            return await load_kline_block(http, root, file, cache_dir=cache)
+        return await load_klines(http, root, file, cache_dir=cache)
+
+    async def rest_span(file: ArchiveFile, child: Progress) -> list[Row]:
+        return await download_klines(
+            client, symbol, interval, file.start, file.end, market=market,
+            page_size=page_size, max_concurrency=max_concurrency, progress=child, source="rest",
+        )
+
+    async def fetch_archive_file(file: ArchiveFile) -> list[Row] | KlineBlock:
+        return await _archive_or_rest(file, load, rest_span, source=source, progress=progress)
 
     async def fetch(index: int) -> list[Row] | KlineBlock:
         if index < len(files):
@@ -516,6 +507,32 @@ async def _kline_batches(
             with checked_receive:
                 yield checked_receive
             nursery.cancel_scope.cancel()
+
+
+async def _archive_or_rest(
+    file: ArchiveFile,
+    load: Callable[[ArchiveFile], Awaitable[A | None]],
+    rest_span: Callable[[ArchiveFile, Progress], Awaitable[Sequence[Any]]],
+    *,
+    source: str,
+    progress: Progress,
+) -> A | list[Any]:
+    """One archive file's rows, or the REST API's for its span when it is not published."""
+    got = await load(file)
+    if got is not None:
+        progress.archive_rows += len(got)
+        progress.archives_done += 1
+        return got
+    if source == "archive":
+        raise ArchiveNotFoundError(file.name)
+    logger.info("%s not published: the REST API serves its span", file.name)
+    child = Progress()
+    rest = list(await rest_span(file, child))
+    progress.pages_total += child.pages_total
+    progress.pages_done += child.pages_done
+    progress.weight += child.weight
+    progress.archives_done += 1
+    return rest
 
 
 def _is_whole_block(block: KlineBlock, first: int, size: int) -> bool:
@@ -780,22 +797,17 @@ async def download_agg_trades(
     weight = request_weight(market.value, "GET", path, {"limit": "1000"})
     cache = Path(cache_dir) if cache_dir is not None else None
 
+    async def load(file: ArchiveFile) -> list[dict[str, Any]] | None:
+        return await load_agg_trades(plan.http, plan.root, file, cache_dir=cache)
+
+    async def rest_span(file: ArchiveFile, child: Progress) -> list[dict[str, Any]]:
+        return await download_agg_trades(
+            client, symbol, file.start, file.end, market=market,
+            max_concurrency=max_concurrency, progress=child, source="rest",
+        )
+
     async def fetch_archive_file(file: ArchiveFile) -> list[dict[str, Any]]:
-        trades = await load_agg_trades(plan.http, plan.root, file, cache_dir=cache)
-        if trades is None:
-            if source == "archive":
-                raise ArchiveNotFoundError(file.name)
-            logger.info("%s not published: the REST API serves its span", file.name)
-            trades = list(
-                await download_agg_trades(
-                    client, symbol, file.start, file.end, market=market,
-                    max_concurrency=max_concurrency, progress=progress, source="rest",
-                )
-            )
-        else:
-            progress.archive_rows += len(trades)
-        progress.archives_done += 1
-        return trades
+        return await _archive_or_rest(file, load, rest_span, source=source, progress=progress)
 
     head = sum(1 for s_lo, _ in slices if s_lo < head_end)
 
