@@ -39,7 +39,7 @@ from .errors import (
     InsecureTransportError,
     OrderStatusUnknownError,
 )
-from .limits import LimiterStatistics, MarketLimits, RateLimiter
+from .limits import LimiterStatistics, MarketLimits, RateLimiter, window_guard_ms
 from .markets import Market, market_for_path
 from .signing import HmacSigner, Signer
 from .weights import DEFAULT_ORDER_LIMITS, counts_as_order, free_on_success, request_weight
@@ -187,7 +187,8 @@ class BinanceClient:
         self._requests = 0
         self._retries = 0
         self._order_lookups = 0
-        self._order_counts: dict[tuple[Market, int], tuple[int, int]] = {}
+        # (market, window seconds) -> {the exchange's window index: orders counted in it}
+        self._order_counts: dict[tuple[Market, int], dict[int, int]] = {}
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -627,10 +628,9 @@ class BinanceClient:
                 count = int(value)
             except (ValueError, KeyError, IndexError):
                 continue
+            counts = self._order_counts.setdefault((market, seconds), {})
             index = self.server_time_ms() // (seconds * 1000)
-            seen_index, seen = self._order_counts.get((market, seconds), (index, 0))
-            local = seen if seen_index == index else 0
-            self._order_counts[(market, seconds)] = (index, max(local, count))
+            counts[index] = max(counts.get(index, 0), count)
 
     async def _wait_for_order_budget(self, market: Market) -> None:
         """Hold an order while a short ORDERS window (10 s, 1 min) is at its limit, then count it.
@@ -642,19 +642,36 @@ class BinanceClient:
             (float(w), n) for w, n in DEFAULT_ORDER_LIMITS[market.value]
         )
         short = [(int(w), n) for w, n in limits if w <= 60]  # a day's limit: the exchange's job
-        for window, limit in short:
-            while True:
-                now = self.server_time_ms()
-                index = now // (window * 1000)
-                seen_index, count = self._order_counts.get((market, window), (index, 0))
-                if seen_index != index or count < limit:
-                    break
-                await trio.sleep(((index + 1) * window * 1000 - now) / 1000.0)
+        while True:
+            blocked_until = 0.0
+            for window, limit in short:
+                counts = self._order_counts.get((market, window), {})
+                size = window * 1000
+                full = [i for i in self._order_windows(window) if counts.get(i, 0) >= limit]
+                if full:
+                    reopens = (max(full) + 1) * size + window_guard_ms(size)
+                    blocked_until = max(blocked_until, reopens)
+            if not blocked_until:
+                break
+            await trio.sleep((blocked_until - self.server_time_ms()) / 1000.0)
         for window, _ in short:  # no await since the checks: the counts are ours
-            index = self.server_time_ms() // (window * 1000)
-            seen_index, count = self._order_counts.get((market, window), (index, 0))
-            count = count if seen_index == index else 0
-            self._order_counts[(market, window)] = (index, count + 1)
+            counts = self._order_counts.setdefault((market, window), {})
+            windows = self._order_windows(window)
+            for index in windows:
+                counts[index] = counts.get(index, 0) + 1
+            for index in [i for i in counts if i < windows.start - 1]:
+                del counts[index]
+
+    def _order_windows(self, window: int) -> range:
+        """The exchange's windows an order sent now may fall in: two near a boundary.
+
+        Clocks agree only to a few ms, so an order sent just before or after a
+        boundary counts in both windows; otherwise the exchange could see one
+        more order in a window than we did.
+        """
+        size = window * 1000
+        now, guard = self.server_time_ms(), window_guard_ms(size)
+        return range(int((now - guard) // size), int((now + guard) // size) + 1)
 
     # -- observing -----------------------------------------------------------------
 
@@ -665,7 +682,8 @@ class BinanceClient:
             retries=self._retries,
             order_lookups=self._order_lookups,
             order_counts={
-                f"{m.value}:{s}s": count for (m, s), (_, count) in self._order_counts.items()
+                f"{m.value}:{s}s": counts.get(self.server_time_ms() // (s * 1000), 0)
+                for (m, s), counts in self._order_counts.items()
             },
             limiter=self.limiter.statistics(),
         )

@@ -98,6 +98,7 @@ class _Budget:
     committed: int = 0
     server_seen: int = 0
     in_flight: int = 0
+    carry: int = 0  # settled after the exchange rolled, before we did: its new window's
     paused_until: float = -math.inf  # trio time
     banned_until_ms: int | None = None
     requests: int = 0
@@ -110,6 +111,14 @@ class _Budget:
     @property
     def used(self) -> int:
         return max(self.committed, self.server_seen)
+
+
+def window_guard_ms(window_ms: float) -> float:
+    """How long after the exchange's window boundary the client treats the window as rolled.
+
+    Clocks agree to a few ms at best: 1 % of the window, at least 10 ms, at most 1 s.
+    """
+    return min(max(window_ms * 0.01, 10.0), 1000.0)
 
 
 class RateLimiter:
@@ -190,8 +199,7 @@ class RateLimiter:
         window_ms = budget.limits.window * 1000.0
         # Roll a little after the exchange does: a few ms of clock offset must
         # never let us count on a fresh window the exchange has not opened yet.
-        guard_ms = min(max(window_ms * 0.01, 10.0), 1000.0)
-        return int((now_ms - guard_ms) // window_ms)
+        return int((now_ms - window_guard_ms(window_ms)) // window_ms)
 
     def _roll(self, budget: _Budget, now_ms: int) -> None:
         index = self._window_index(budget, now_ms)
@@ -200,9 +208,11 @@ class RateLimiter:
             # counts, since the exchange counted it in its window of the new length.
             budget.window_index = index
         elif index != budget.window_index:
+            # What was settled since the exchange's own roll may be in this window already.
+            budget.committed = budget.carry if index == budget.window_index + 1 else 0
             budget.window_index = index
-            budget.committed = 0
             budget.server_seen = 0
+            budget.carry = 0
 
     async def acquire(
         self,
@@ -240,8 +250,7 @@ class RateLimiter:
                 window_ms = budget.limits.window * 1000.0
                 assert budget.window_index is not None
                 next_index = budget.window_index + 1
-                guard_ms = min(max(window_ms * 0.01, 10.0), 1000.0)
-                wait_ms = next_index * window_ms + guard_ms - now_ms
+                wait_ms = next_index * window_ms + window_guard_ms(window_ms) - now_ms
                 wake = now + max(wait_ms, 1.0) / 1000.0
             if waited_from is None:
                 waited_from = now
@@ -273,8 +282,15 @@ class RateLimiter:
         capacity = max(1, int(budget.limits.weight * self.headroom))
         reserved = min(reserved, capacity)
         budget.in_flight = max(0, budget.in_flight - reserved)
-        self._roll(budget, server_now_ms())
-        budget.committed += reserved if charged is None else charged
+        now_ms = server_now_ms()
+        self._roll(budget, now_ms)
+        spent = reserved if charged is None else charged
+        budget.committed += spent
+        window_ms = budget.limits.window * 1000.0
+        if budget.window_index is not None and now_ms // window_ms > budget.window_index:
+            # Between the exchange's roll and ours (the guard): the exchange may have
+            # counted this in its new window, so it counts in our next one as well.
+            budget.carry += spent
         if headers is not None:
             used = _used_weight(headers, budget.limits.window)
             if used is not None:

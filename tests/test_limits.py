@@ -134,3 +134,26 @@ async def test_concurrent_acquires_never_overbook(autojump_clock: trio.testing.M
         assert len(admitted) == 10
         assert limiter.statistics().markets["spot"].in_flight_weight == 100
         nursery.cancel_scope.cancel()
+
+
+async def test_weight_spent_as_the_exchange_rolls_counts_in_its_new_window(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The limiter rolls 1 % after the exchange: what it settles in between may already
+    be in the exchange's new window, and must not be forgotten when the limiter rolls."""
+    limiter = RateLimiter({"spot": 100}, window=10)
+    exchange: dict[int, int] = {}  # the exchange's count per window, by processing time
+
+    async def request(weight: int) -> None:
+        await limiter.acquire(SPOT, weight, now_ms)
+        index = now_ms() // 10_000
+        exchange[index] = exchange.get(index, 0) + weight
+        limiter.release(SPOT, weight, charged=None, headers=None, server_now_ms=now_ms)
+
+    await trio.sleep(9.02)  # 20 ms after the exchange's boundary, 80 ms before ours
+    await request(60)
+    await trio.sleep(0.1)  # the limiter has rolled too
+    await request(60)  # must wait: 60 + 60 > 100 in the exchange's window
+    await request(30)
+    assert max(exchange.values()) <= 100
+    assert trio.current_time() > 19  # the second request went in the window after

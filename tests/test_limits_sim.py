@@ -187,3 +187,27 @@ async def test_gets_succeed_through_5xx_and_drops(autojump_clock: trio.testing.M
         stats = client.statistics()
     assert all(r["symbol"] == "BTCUSDT" for r in results)
     assert stats.retries >= 20  # about 40 attempts failed and were retried
+
+
+@pytest.mark.parametrize("skew_ms", [-5, 5])
+async def test_orders_near_window_boundaries_with_clocks_a_little_apart(
+    skew_ms: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Clocks agree to a few ms at best: an order sent at a boundary may land in either
+    # window. 5 orders per 10 s, 30 orders back to back: never a -1015.
+    sim = SimExchange(order_limits={"spot": [(10, 5)]}, start_time_ms=1_700_000_009_000)
+    async with sim.client() as client:
+        exact = client.server_time_ms
+        client.server_time_ms = lambda: exact() + skew_ms  # type: ignore[method-assign]
+        began = trio.current_time()
+        for i in range(30):
+            await client.request(
+                "POST",
+                "/api/v3/order",
+                {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                 "quantity": "0.001", "price": str(10_000 + i)},
+                signed=True,
+            )
+        elapsed = trio.current_time() - began
+    assert len(sim.account().orders) == 30
+    assert 41 < elapsed < 42  # six windows: the first ends after 1 s, the sixth opens at 41 s
