@@ -493,11 +493,11 @@ async def load_klines(
     # Unzipping releases the GIL: it overlaps other files' parsing. Parsing holds
     # it, so files are parsed one at a time.
     text = await trio.to_thread.run_sync(_csv_text, data)
-    rows: Sequence[list[Any]] = await trio.to_thread.run_sync(
+    rows: list[list[Any]] = await trio.to_thread.run_sync(
         parse_klines_text, text, limiter=_parse_limiter()
     )
     if rows and file.start <= rows[0][0] and rows[-1][0] < file.end:
-        return list(rows)  # the usual case: the file lies inside the span (rows are sorted)
+        return rows  # the usual case: the file lies inside the span (rows are sorted)
     return [r for r in rows if file.start <= r[0] < file.end]
 
 
@@ -573,7 +573,7 @@ async def load_kline_block(
     *,
     cache_dir: Path | None = None,
 ) -> KlineBlock | list[list[Any]] | None:
-    """Like ``load_klines``, but keeps a file that lies inside its span as text.
+    """Like ``load_klines``, but keeps a file that lies inside its span as CSV bytes.
 
     Rows (parsed) come back instead for a file that is partly outside the span or
     not plain 12-column data; None when the file is not published.
