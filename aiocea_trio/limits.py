@@ -205,8 +205,11 @@ class RateLimiter:
         index = self._window_index(budget, now_ms)
         if budget.window_index is None:
             # The window length changed (limits learned): what was already spent still
-            # counts, since the exchange counted it in its window of the new length.
+            # counts, since the exchange counted it in its window of the new length;
+            # and if that window is already the exchange's next one, in that one too.
             budget.window_index = index
+            if now_ms // (budget.limits.window * 1000.0) > index:
+                budget.carry = budget.committed
         elif index != budget.window_index:
             # What was settled since the exchange's own roll may be in this window already.
             budget.committed = budget.carry if index == budget.window_index + 1 else 0

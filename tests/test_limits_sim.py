@@ -55,10 +55,15 @@ async def _burst(client: BinanceClient, count: int, workers: int, seed: int) -> 
     return done
 
 
+@pytest.mark.parametrize("into_window_ms", [0, 25, 2_500])
 async def test_a_burst_of_1000_mixed_requests_gets_no_429(
-    autojump_clock: trio.testing.MockClock,
+    into_window_ms: int, autojump_clock: trio.testing.MockClock
 ) -> None:
-    sim = SimExchange(weight_window=5, weight_limits=TIGHT)
+    # Starting 0 or 25 ms into a window, the first requests go out between the exchange's
+    # roll and the limiter's (which rolls 1 %, 50 ms, later), while it learns the limits.
+    sim = SimExchange(
+        weight_window=5, weight_limits=TIGHT, start_time_ms=1_700_000_000_000 + into_window_ms
+    )
     async with sim.client() as client:
         assert await _burst(client, 1_000, workers=40, seed=1) == 1_000
         stats = client.statistics()
