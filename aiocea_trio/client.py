@@ -174,6 +174,7 @@ class BinanceClient:
         self._http: httpx.AsyncClient | None = None
         self._epoch_anchor_ms = 0.0
         self._time_offset_ms = 0
+        self._clock_known = False  # the offset was measured (or adopted), not assumed 0
         self._last_sync: float | None = None
         self._sync_lock: trio.Lock | None = None
         if retries < 0 or order_attempts < 1:
@@ -204,6 +205,7 @@ class BinanceClient:
         self._epoch_anchor_ms = time.time() * 1000.0 - trio.current_time() * 1000.0
         self._sync_lock = trio.Lock()
         self._last_sync = None
+        self._clock_known = False
         return self
 
     async def __aexit__(
@@ -324,6 +326,8 @@ class BinanceClient:
         after = self.local_time_ms()
         server = int(data["serverTime"])
         self._time_offset_ms = server - (before + after) // 2
+        self._clock_known = True
+        self.limiter.server_clock_anchor_ms = self._epoch_anchor_ms + self._time_offset_ms
         self._last_sync = trio.current_time()
         logger.debug("server time offset %+d ms (%s)", self._time_offset_ms, market.value)
         return self._time_offset_ms
@@ -337,6 +341,17 @@ class BinanceClient:
         async with self._sync_lock:
             if self._sync_due():  # another task may have synced while we waited
                 await self.sync_time(market)
+
+    def _adopt_limiter_clock(self) -> None:
+        """Read the exchange's clock as the client that learned the shared limits does.
+
+        Until this client measures the offset itself, its windows would otherwise
+        follow the local clock while the shared budget follows the exchange's.
+        """
+        anchor = self.limiter.server_clock_anchor_ms
+        if not self._clock_known and anchor is not None:
+            self._time_offset_ms = round(anchor - self._epoch_anchor_ms)
+            self._clock_known = True
 
     def _sync_due(self) -> bool:
         if self._last_sync is None:
@@ -519,9 +534,11 @@ class BinanceClient:
     async def _ensure_limits(self, market: Market) -> None:
         limiter = self.limiter
         if not limiter.needs_limits(market):
+            self._adopt_limiter_clock()
             return
         async with limiter.learn_lock(market):
             if not limiter.needs_limits(market):
+                self._adopt_limiter_clock()
                 return
             limits: MarketLimits | None = None
             call = _Call("GET", self._bases[market], _INFO_PATHS[market], market, {}, "", False)
@@ -534,6 +551,8 @@ class BinanceClient:
                     # The limiter's windows follow the exchange's clock: align with it
                     # now, for free, rather than at the first signed request.
                     self._time_offset_ms = int(info["serverTime"]) - (before + after) // 2
+                    self._clock_known = True
+                    limiter.server_clock_anchor_ms = self._epoch_anchor_ms + self._time_offset_ms
             except (BinanceError, ValueError, AttributeError, TypeError) as exc:
                 logger.warning(
                     "could not learn %s rate limits (%s); using Binance's published ones",

@@ -152,6 +152,10 @@ class RateLimiter:
         self.learn_limits = learn_limits
         self.headroom = headroom
         self._budgets: dict[Market, _Budget] = {}
+        #: The exchange's epoch ms at trio time 0, as measured by the client that
+        #: learned the limits: windows are the exchange's, so every client sharing
+        #: this limiter must read the same clock, including those that never synced.
+        self.server_clock_anchor_ms: float | None = None
 
     def __repr__(self) -> str:
         shown = {m.value: b.limits.weight for m, b in self._budgets.items()}

@@ -79,12 +79,17 @@ async def test_a_burst_of_1000_mixed_requests_gets_no_429(
 async def test_two_clients_sharing_a_limiter_stay_under_one_budget(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    sim = SimExchange(weight_window=5, weight_limits=TIGHT)
+    # The exchange's clock is years from this machine's: only the client that learns the
+    # limits measures it, and the other must count its weight in the same windows.
+    sim = SimExchange(weight_window=5, weight_limits=TIGHT, start_time_ms=1_700_000_001_234)
     shared = RateLimiter()
     async with sim.client(limiter=shared) as one, sim.client(limiter=shared) as two:
+        for path in ("/api/v3/ping", "/fapi/v1/ping", "/dapi/v1/ping"):
+            await one.request("GET", path)  # one learns every market's limits
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_burst, one, 300, 10, 2)
             nursery.start_soon(_burst, two, 300, 10, 3)
+        assert abs(one.server_time_ms() - two.server_time_ms()) <= 1
     assert sim.limiter.answered_429 == 0
     assert sum(s.requests for s in shared.statistics().markets.values()) >= 600
 
