@@ -325,9 +325,7 @@ class BinanceClient:
         data = await self._send(call)
         after = self.local_time_ms()
         server = int(data["serverTime"])
-        self._time_offset_ms = server - (before + after) // 2
-        self._clock_known = True
-        self.limiter.server_clock_anchor_ms = self._epoch_anchor_ms + self._time_offset_ms
+        self._set_offset(server - (before + after) // 2, share=True)
         self._last_sync = trio.current_time()
         logger.debug("server time offset %+d ms (%s)", self._time_offset_ms, market.value)
         return self._time_offset_ms
@@ -350,8 +348,17 @@ class BinanceClient:
         """
         anchor = self.limiter.server_clock_anchor_ms
         if not self._clock_known and anchor is not None:
-            self._time_offset_ms = round(anchor - self._epoch_anchor_ms)
-            self._clock_known = True
+            self._set_offset(round(anchor - self._epoch_anchor_ms), share=False)
+
+    def _set_offset(self, offset_ms: int, *, share: bool) -> None:
+        """Use a measured server-time offset; the limiter's windows follow it."""
+        changed = offset_ms != self._time_offset_ms
+        self._time_offset_ms = offset_ms
+        self._clock_known = True
+        if share:
+            self.limiter.server_clock_anchor_ms = self._epoch_anchor_ms + offset_ms
+        if changed:
+            self.limiter.clock_changed()
 
     def _sync_due(self) -> bool:
         if self._last_sync is None:
@@ -412,16 +419,20 @@ class BinanceClient:
             return await self._with_retries(call)
         return await self._attempt(call)
 
-    async def _with_retries(self, call: _Call) -> Any:
-        """Idempotent requests: retry what may succeed next time, a bounded number of times."""
-        async for attempt in stamina.retry_context(
+    def _retrying(self) -> Any:
+        """Bounded retries with exponential backoff and jitter, for idempotent requests."""
+        return stamina.retry_context(
             on=_retryable,
             attempts=self.retries + 1,
             timeout=None,
             wait_initial=self.retry_wait_initial,
             wait_max=self.retry_wait_max,
             wait_jitter=self.retry_wait_initial,
-        ):
+        )
+
+    async def _with_retries(self, call: _Call) -> Any:
+        """Idempotent requests: retry what may succeed next time, a bounded number of times."""
+        async for attempt in self._retrying():
             with attempt:
                 if attempt.num > 1:
                     self._retries += 1
@@ -543,16 +554,12 @@ class BinanceClient:
             limits: MarketLimits | None = None
             call = _Call("GET", self._bases[market], _INFO_PATHS[market], market, {}, "", False)
             try:
-                before = self.local_time_ms()
-                info = await self._send(call)
-                after = self.local_time_ms()
+                before, info, after = await self._timed_get_with_retries(call)
                 limits = MarketLimits.from_exchange_info(info.get("rateLimits", ()))
                 if self._last_sync is None and "serverTime" in info:
                     # The limiter's windows follow the exchange's clock: align with it
                     # now, for free, rather than at the first signed request.
-                    self._time_offset_ms = int(info["serverTime"]) - (before + after) // 2
-                    self._clock_known = True
-                    limiter.server_clock_anchor_ms = self._epoch_anchor_ms + self._time_offset_ms
+                    self._set_offset(int(info["serverTime"]) - (before + after) // 2, share=True)
             except (BinanceError, ValueError, AttributeError, TypeError) as exc:
                 logger.warning(
                     "could not learn %s rate limits (%s); using Binance's published ones",
@@ -560,6 +567,18 @@ class BinanceClient:
                     exc,
                 )
             limiter.set_limits(market, limits)
+
+    async def _timed_get_with_retries(self, call: _Call) -> tuple[int, Any, int]:
+        """A GET retried like any other (but not through ``_attempt``, which would learn
+        limits again), with the local times around the successful try."""
+        async for attempt in self._retrying():
+            with attempt:
+                if attempt.num > 1:
+                    self._retries += 1
+                before = self.local_time_ms()
+                info = await self._send(call)
+                return before, info, self.local_time_ms()
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     def _sign(self, query: str) -> tuple[str, str]:
         """Return (signed query, signature) for a query string."""

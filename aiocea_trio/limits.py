@@ -193,6 +193,15 @@ class RateLimiter:
             budget.limits = limits
         budget.learned = True
 
+    def clock_changed(self) -> None:
+        """A client's idea of the exchange's time moved (its offset was measured).
+
+        Window indexes computed on the old clock mean nothing on the new one: each
+        budget keeps what it has counted and is re-indexed on its next roll.
+        """
+        for budget in self._budgets.values():
+            budget.window_index = None
+
     def limits(self, market: Market | str) -> MarketLimits:
         """The limits in force for a market."""
         return self._budget(Market(market)).limits
@@ -208,9 +217,9 @@ class RateLimiter:
     def _roll(self, budget: _Budget, now_ms: int) -> None:
         index = self._window_index(budget, now_ms)
         if budget.window_index is None:
-            # The window length changed (limits learned): what was already spent still
-            # counts, since the exchange counted it in its window of the new length;
-            # and if that window is already the exchange's next one, in that one too.
+            # The window length or the clock changed (limits learned, offset measured):
+            # what was already spent still counts, since the exchange counted it in its
+            # current window; and if that is already the exchange's next one, there too.
             budget.window_index = index
             if now_ms // (budget.limits.window * 1000.0) > index:
                 budget.carry = budget.committed

@@ -157,3 +157,20 @@ async def test_weight_spent_as_the_exchange_rolls_counts_in_its_new_window(
     await request(30)
     assert max(exchange.values()) <= 100
     assert trio.current_time() > 19  # the second request went in the window after
+
+
+async def test_a_new_clock_keeps_what_the_old_one_counted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    limiter = RateLimiter({"spot": 100}, window=10)
+    offset = 0
+
+    def server_ms() -> int:
+        return now_ms() + offset
+
+    await limiter.acquire(SPOT, 60, server_ms)
+    limiter.release(SPOT, 60, charged=None, headers=None, server_now_ms=server_ms)
+    offset = -3 * 365 * 86_400_000 + 4_000  # the offset is measured: years back
+    limiter.clock_changed()
+    await limiter.acquire(SPOT, 60, server_ms)  # 60 + 60 > 100: waits for the next window
+    assert trio.current_time() > 0

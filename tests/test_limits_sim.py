@@ -221,3 +221,18 @@ async def test_orders_near_window_boundaries_with_clocks_a_little_apart(
         elapsed = trio.current_time() - began
     assert len(sim.account().orders) == 30
     assert 41 < elapsed < 42  # six windows: the first ends after 1 s, the sixth opens at 41 s
+
+
+async def test_the_exchange_info_weight_survives_learning_the_clock(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The first request learns the limits (exchangeInfo, weight 20) before the client
+    # knows the exchange's clock, years from this machine's: that weight is counted on
+    # the local clock, and must still count once the windows follow the exchange's.
+    sim = SimExchange(weight_limits={"spot": 30}, start_time_ms=1_700_000_010_000)
+    async with sim.client() as client:
+        for _ in range(15):  # 20 + 15 x 1 > 30: the last five wait for the next window
+            await client.request("GET", "/api/v3/ping")
+        waited = trio.current_time()
+    assert sim.limiter.answered_429 == 0
+    assert 30 < waited < 31  # the exchange's window ends 30 s after the start (+ 1 % guard)

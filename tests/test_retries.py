@@ -295,11 +295,28 @@ async def test_limits_are_learned_once_from_exchange_info(
 async def test_failed_learning_falls_back_to_published_limits(
     mock: respx.MockRouter, autojump_clock: trio.testing.MockClock
 ) -> None:
-    mock.get(f"{SPOT}/api/v3/exchangeInfo").respond(500, text="down")
+    info = mock.get(f"{SPOT}/api/v3/exchangeInfo").respond(500, text="down")
+    mock.get(f"{SPOT}/api/v3/ping").respond(json={})
+    async with BinanceClient(retries=2) as client:
+        await client.request("GET", "/api/v3/ping")
+    assert client.limiter.limits("spot").weight == 6000
+    assert info.call_count == 3  # retried like any GET first
+
+
+async def test_learning_is_retried_through_a_passing_failure(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock
+) -> None:
+    limits = {"rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND",
+                              "intervalNum": 10, "limit": 50}], "serverTime": 1_700_000_000_000}
+    info = mock.get(f"{SPOT}/api/v3/exchangeInfo")
+    info.side_effect = [httpx.ConnectError("reset"), httpx.Response(503), httpx.Response(200, json=limits)]
     mock.get(f"{SPOT}/api/v3/ping").respond(json={})
     async with BinanceClient() as client:
         await client.request("GET", "/api/v3/ping")
-    assert client.limiter.limits("spot").weight == 6000
+        assert abs(client.server_time_ms() - 1_700_000_000_000) < 60_000  # aligned on the way
+    assert client.limiter.limits("spot").weight == 50
+    assert info.call_count == 3
+    assert client.statistics().retries == 2
 
 
 async def test_server_error_on_a_post_that_is_not_an_order_is_not_retried(
