@@ -98,7 +98,7 @@ class _Budget:
     committed: int = 0
     server_seen: int = 0
     in_flight: int = 0
-    carry: int = 0  # settled after the exchange rolled, before we did: its new window's
+    carry: int = 0  # settled near the boundary: may be in the exchange's next window
     paused_until: float = -math.inf  # trio time
     banned_until_ms: int | None = None
     requests: int = 0
@@ -214,6 +214,16 @@ class RateLimiter:
         # never let us count on a fresh window the exchange has not opened yet.
         return int((now_ms - window_guard_ms(window_ms)) // window_ms)
 
+    def _near_next(self, budget: _Budget, now_ms: int) -> bool:
+        """Within the guard of the next window's start, on either side of it.
+
+        Clocks differ by up to the guard either way: from then on, what the exchange
+        counts may already be in its next window.
+        """
+        window_ms = budget.limits.window * 1000.0
+        assert budget.window_index is not None
+        return (now_ms + window_guard_ms(window_ms)) // window_ms > budget.window_index
+
     def _roll(self, budget: _Budget, now_ms: int) -> None:
         index = self._window_index(budget, now_ms)
         if budget.window_index is None:
@@ -221,7 +231,7 @@ class RateLimiter:
             # what was already spent still counts, since the exchange counted it in its
             # current window; and if that is already the exchange's next one, there too.
             budget.window_index = index
-            if now_ms // (budget.limits.window * 1000.0) > index:
+            if self._near_next(budget, now_ms):
                 budget.carry = budget.committed
         elif index != budget.window_index:
             # What was settled since the exchange's own roll may be in this window already.
@@ -302,10 +312,9 @@ class RateLimiter:
         self._roll(budget, now_ms)
         spent = reserved if charged is None else charged
         budget.committed += spent
-        window_ms = budget.limits.window * 1000.0
-        if budget.window_index is not None and now_ms // window_ms > budget.window_index:
-            # Between the exchange's roll and ours (the guard): the exchange may have
-            # counted this in its new window, so it counts in our next one as well.
+        if budget.window_index is not None and self._near_next(budget, now_ms):
+            # Near the boundary the exchange may have counted this in its next window,
+            # so it counts in our next one as well.
             budget.carry += spent
         if headers is not None:
             used = _used_weight(headers, budget.limits.window)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiocea_trio.errors import BinanceBanError
 from aiocea_trio.limits import MarketLimits, RateLimiter
@@ -174,3 +176,52 @@ async def test_a_new_clock_keeps_what_the_old_one_counted(
     limiter.clock_changed()
     await limiter.acquire(SPOT, 60, server_ms)  # 60 + 60 > 100: waits for the next window
     assert trio.current_time() > 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    start_ms=st.integers(0, 9_999),
+    skew_ms=st.integers(-99, 99),  # within the guard: 1 % of a 10 s window
+    requests=st.lists(  # (weight, pause before it, time to answer): bursts and lulls
+        st.tuples(
+            st.integers(1, 40),
+            st.one_of(st.integers(0, 50), st.integers(9_000, 10_000)),
+            st.integers(0, 250),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_no_exchange_window_is_ever_overspent(
+    start_ms: int, skew_ms: int, requests: list[tuple[int, int, int]]
+) -> None:
+    """A model exchange counts each request when it arrives, in its own fixed windows; the
+    client's clock is off by less than the guard, and answers take their time."""
+    limit, window_ms = 100, 10_000
+    spent: dict[int, int] = {}
+
+    async def main() -> None:
+        limiter = RateLimiter({"spot": limit}, window=10)
+
+        def exchange_ms() -> int:
+            return 1_700_000_000_000 + start_ms + int(trio.current_time() * 1000)
+
+        def client_ms() -> int:
+            return exchange_ms() + skew_ms
+
+        async def one(weight: int, latency_ms: int) -> None:
+            await limiter.acquire(SPOT, weight, client_ms)
+            await trio.sleep(latency_ms / 2000)
+            index = exchange_ms() // window_ms
+            spent[index] = spent.get(index, 0) + weight
+            headers = {"x-mbx-used-weight-10s": str(spent[index])}
+            await trio.sleep(latency_ms / 2000)
+            limiter.release(SPOT, weight, charged=None, headers=headers, server_now_ms=client_ms)
+
+        async with trio.open_nursery() as nursery:
+            for weight, gap_ms, latency_ms in requests:
+                await trio.sleep(gap_ms / 1000)
+                nursery.start_soon(one, weight, latency_ms)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert max(spent.values()) <= limit
