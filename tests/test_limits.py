@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from aiocea_trio.errors import BinanceBanError
@@ -178,50 +178,97 @@ async def test_a_new_clock_keeps_what_the_old_one_counted(
     assert trio.current_time() > 0
 
 
+BURSTS_AND_LULLS = st.lists(  # (weight, pause before it, time to answer)
+    st.tuples(
+        st.integers(1, 40),
+        st.integers(0, 50) | st.integers(9_000, 10_000) | st.sampled_from([0, 9_900, 10_000]),
+        st.sampled_from([0, 0, 100, 250]) | st.integers(0, 250),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def _model_exchange(
+    limiter: RateLimiter,
+    start_ms: int,
+    skew_ms: int,
+    requests: list[tuple[int, int, int]],
+    *,
+    window_s: int = 10,
+    learn_first: bool = False,
+) -> dict[int, int]:
+    """Run ``requests`` through ``limiter`` against a model exchange allowing 100 per window.
+
+    Pauses and answer times are given for 10 s windows and scaled to ``window_s``.
+    The exchange counts each request when it arrives, in its own fixed windows; the
+    client's clock is off by ``skew_ms``. With ``learn_first`` the client starts as a
+    real one does: its first request (exchangeInfo, weight 20) goes out on a clock
+    years off and under Binance's default limits, and only its answer gives the
+    exchange's limits and clock. Returns the weight the exchange counted per window.
+    """
+    spent: dict[int, int] = {}
+    scale = window_s / 10
+    clock = {"offset": -(3 * 365 * 86_400_000) if learn_first else skew_ms}
+
+    def exchange_ms() -> int:
+        return 1_700_000_000_000 + start_ms + int(trio.current_time() * 1000)
+
+    def client_ms() -> int:
+        return exchange_ms() + clock["offset"]
+
+    async def one(weight: int, latency_ms: int) -> None:
+        await limiter.acquire(SPOT, weight, client_ms)
+        await trio.sleep(latency_ms / 2000)
+        index = exchange_ms() // (window_s * 1000)
+        spent[index] = spent.get(index, 0) + weight
+        headers = {f"x-mbx-used-weight-{window_s}s": str(spent[index])}
+        await trio.sleep(latency_ms / 2000)
+        limiter.release(SPOT, weight, charged=None, headers=headers, server_now_ms=client_ms)
+
+    async def main() -> None:
+        if learn_first:
+            await one(20, 0)
+            limiter.set_limits(SPOT, MarketLimits(100, float(window_s)))
+            clock["offset"] = skew_ms
+            limiter.clock_changed()
+        async with trio.open_nursery() as nursery:
+            for weight, gap_ms, latency_ms in requests:
+                await trio.sleep(gap_ms * scale / 1000)
+                nursery.start_soon(one, weight, latency_ms)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return spent
+
+
 @settings(max_examples=500, deadline=None)
 @given(
     start_ms=st.integers(0, 9_999),
     skew_ms=st.integers(-99, 99),  # within the guard: 1 % of a 10 s window
-    requests=st.lists(  # (weight, pause before it, time to answer): bursts and lulls
-        st.tuples(
-            st.integers(1, 40),
-            st.one_of(st.integers(0, 50), st.integers(9_000, 10_000)),
-            st.integers(0, 250),
-        ),
-        min_size=1,
-        max_size=40,
-    ),
+    requests=BURSTS_AND_LULLS,
 )
+# Found by this test: a client clock 1 ms behind, a request at the exchange's boundary.
+@example(start_ms=498, skew_ms=-1, requests=[(1, 9502, 0), (29, 0, 0), (35, 0, 0), (36, 0, 0)])
 def test_no_exchange_window_is_ever_overspent(
     start_ms: int, skew_ms: int, requests: list[tuple[int, int, int]]
 ) -> None:
-    """A model exchange counts each request when it arrives, in its own fixed windows; the
-    client's clock is off by less than the guard, and answers take their time."""
-    limit, window_ms = 100, 10_000
-    spent: dict[int, int] = {}
+    spent = _model_exchange(RateLimiter({"spot": 100}, window=10), start_ms, skew_ms, requests)
+    assert max(spent.values()) <= 100
 
-    async def main() -> None:
-        limiter = RateLimiter({"spot": limit}, window=10)
 
-        def exchange_ms() -> int:
-            return 1_700_000_000_000 + start_ms + int(trio.current_time() * 1000)
-
-        def client_ms() -> int:
-            return exchange_ms() + skew_ms
-
-        async def one(weight: int, latency_ms: int) -> None:
-            await limiter.acquire(SPOT, weight, client_ms)
-            await trio.sleep(latency_ms / 2000)
-            index = exchange_ms() // window_ms
-            spent[index] = spent.get(index, 0) + weight
-            headers = {"x-mbx-used-weight-10s": str(spent[index])}
-            await trio.sleep(latency_ms / 2000)
-            limiter.release(SPOT, weight, charged=None, headers=headers, server_now_ms=client_ms)
-
-        async with trio.open_nursery() as nursery:
-            for weight, gap_ms, latency_ms in requests:
-                await trio.sleep(gap_ms / 1000)
-                nursery.start_soon(one, weight, latency_ms)
-
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    assert max(spent.values()) <= limit
+@settings(max_examples=300, deadline=None)
+@given(
+    window_s=st.sampled_from([10, 60]),  # 60: the window length does not change when learned
+    start_ms=st.integers(0, 59_999),
+    skew_ms=st.integers(-99, 99),
+    requests=BURSTS_AND_LULLS,
+)
+# The exchangeInfo weight, counted on the local clock, forgotten when the clock moved.
+@example(window_s=60, start_ms=30_000, skew_ms=0, requests=[(40, 0, 0), (41, 0, 0)])
+def test_nor_while_the_limits_and_the_clock_are_being_learned(
+    window_s: int, start_ms: int, skew_ms: int, requests: list[tuple[int, int, int]]
+) -> None:
+    spent = _model_exchange(
+        RateLimiter(), start_ms, skew_ms, requests, window_s=window_s, learn_first=True
+    )
+    assert max(spent.values()) <= 100
