@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import tempfile
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,8 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from aiocea_trio.archives import ArchiveChecksumError, ArchiveFile, fetch_archive
 from aiocea_trio.history import Progress, download_klines, download_klines_to_file, to_ms
@@ -502,3 +505,59 @@ async def test_auto_file_download_is_the_rest_file_byte_for_byte(
     assert written == auto.count(b"\n") - 1 > 0
     assert progress.archives_done >= 3
     assert (progress.weight > 0) == bool(missing)  # a missing file: REST serves its span
+
+
+DAY_MS = 86_400_000
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    market=st.sampled_from(["spot", "usdm", "coinm"]),
+    interval=st.sampled_from(["1m", "15m", "1h", "4h", "1d", "1w"]),
+    start_day=st.integers(0, 75),  # days before "today" (2025-01-03)
+    start_hour=st.integers(0, 23),
+    span_hours=st.integers(1, 60 * 24),
+    missing_month=st.booleans(),
+)
+def test_any_range_downloads_the_same_rows_from_archives_as_from_rest(
+    market: str,
+    interval: str,
+    start_day: int,
+    start_hour: int,
+    span_hours: int,
+    missing_month: bool,
+) -> None:
+    """Whatever the range cuts (months, days, hours, the 2025 unit change, today), with a
+    month file missing or not, the archive download is the REST download: the same rows in
+    memory, the same bytes in a file."""
+    start = NOW - NOW % DAY_MS - start_day * DAY_MS + start_hour * 3_600_000
+    end = min(start + span_hours * 3_600_000, NOW - NOW % 3_600_000)  # closed candles only
+    assume(start < end)
+    missing = ("-2024-12.",) if missing_month else ()
+
+    async def main(folder: Path) -> tuple[list[Any], list[Any], list[Any]]:
+        sim = SimExchange(start_time_ms=NOW, missing_archives=missing)
+        symbol = SYMBOLS[market]
+        async with sim.client() as client:
+            await client.sync_time(market)
+            auto = await download_klines(client, symbol, interval, start, end, market=market)
+            rest = await download_klines(
+                client, symbol, interval, start, end, market=market, source="rest"
+            )
+            for source in ("auto", "rest"):
+                await download_klines_to_file(
+                    client, folder / f"{source}.csv", symbol, interval, start, end,
+                    market=market, source=source,
+                )
+        return auto, rest, auto.gaps
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        auto, rest, gaps = trio.run(main, folder, clock=clock)
+        files = [(folder / f"{source}.csv").read_bytes() for source in ("auto", "rest")]
+    assert auto == rest
+    assert gaps == []
+    assert all(start <= row[0] < end for row in auto)
+    assert files[0] == files[1]
+    assert files[0].count(b"\n") == len(auto) + 1  # and the header
