@@ -492,7 +492,11 @@ async def load_klines(
         return None
     # Unzipping releases the GIL: it overlaps other files' parsing. Parsing holds
     # it, so files are parsed one at a time.
-    text = await trio.to_thread.run_sync(_csv_text, data)
+    return await _rows_in_span(await trio.to_thread.run_sync(_csv_text, data), file)
+
+
+async def _rows_in_span(text: str, file: ArchiveFile) -> list[list[Any]]:
+    """Parse a klines CSV (one file at a time: parsing holds the GIL) and keep ``file``'s span."""
     rows: list[list[Any]] = await trio.to_thread.run_sync(
         parse_klines_text, text, limiter=_parse_limiter()
     )
@@ -585,10 +589,7 @@ async def load_kline_block(
     if isinstance(block, KlineBlock) and file.start <= block.first and block.last < file.end:
         return block
     csv = block.data if isinstance(block, KlineBlock) else block
-    rows: Sequence[list[Any]] = await trio.to_thread.run_sync(
-        parse_klines_text, csv.decode("utf-8"), limiter=_parse_limiter()
-    )
-    return [r for r in rows if file.start <= r[0] < file.end]
+    return await _rows_in_span(csv.decode("utf-8"), file)
 
 
 async def load_agg_trades(

@@ -9,15 +9,16 @@ with the system clock and they follow ``MockClock`` in tests.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -43,6 +44,8 @@ from .limits import LimiterStatistics, MarketLimits, RateLimiter, window_guard_m
 from .markets import Market, market_for_path
 from .signing import HmacSigner, Signer
 from .weights import DEFAULT_ORDER_LIMITS, counts_as_order, free_on_success, request_weight
+
+_T = TypeVar("_T")
 
 __all__ = ["BinanceClient", "ClientStatistics", "new_client_order_id"]
 
@@ -419,24 +422,24 @@ class BinanceClient:
             return await self._with_retries(call)
         return await self._attempt(call)
 
-    def _retrying(self) -> Any:
-        """Bounded retries with exponential backoff and jitter, for idempotent requests."""
-        return stamina.retry_context(
+    async def _with_retries(self, call: _Call) -> Any:
+        """Idempotent requests: retry what may succeed next time, a bounded number of times."""
+        return await self._retried(functools.partial(self._attempt, call))
+
+    async def _retried(self, once: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``once`` with bounded retries (exponential backoff, jitter), counting them."""
+        async for attempt in stamina.retry_context(
             on=_retryable,
             attempts=self.retries + 1,
             timeout=None,
             wait_initial=self.retry_wait_initial,
             wait_max=self.retry_wait_max,
             wait_jitter=self.retry_wait_initial,
-        )
-
-    async def _with_retries(self, call: _Call) -> Any:
-        """Idempotent requests: retry what may succeed next time, a bounded number of times."""
-        async for attempt in self._retrying():
+        ):
             with attempt:
                 if attempt.num > 1:
                     self._retries += 1
-                return await self._attempt(call)
+                return await once()
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     async def _place_order(self, call: _Call) -> Any:
@@ -571,14 +574,13 @@ class BinanceClient:
     async def _timed_get_with_retries(self, call: _Call) -> tuple[int, Any, int]:
         """A GET retried like any other (but not through ``_attempt``, which would learn
         limits again), with the local times around the successful try."""
-        async for attempt in self._retrying():
-            with attempt:
-                if attempt.num > 1:
-                    self._retries += 1
-                before = self.local_time_ms()
-                info = await self._send(call)
-                return before, info, self.local_time_ms()
-        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+        async def once() -> tuple[int, Any, int]:
+            before = self.local_time_ms()
+            info = await self._send(call)
+            return before, info, self.local_time_ms()
+
+        return await self._retried(once)
 
     def _sign(self, query: str) -> tuple[str, str]:
         """Return (signed query, signature) for a query string."""

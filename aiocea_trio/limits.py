@@ -312,7 +312,7 @@ class RateLimiter:
         self._roll(budget, now_ms)
         spent = reserved if charged is None else charged
         budget.committed += spent
-        if budget.window_index is not None and self._near_next(budget, now_ms):
+        if self._near_next(budget, now_ms):  # (the roll above set the window index)
             # Near the boundary the exchange may have counted this in its next window,
             # so it counts in our next one as well.
             budget.carry += spent
