@@ -24,8 +24,8 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
-from pathlib import Path
-from typing import Any, Final
+from pathlib import Path, PurePosixPath
+from typing import Any, Final, TypeVar
 
 import attrs
 import httpx
@@ -34,10 +34,12 @@ import trio
 
 from .errors import BinanceError
 from .markets import Market
+from .symbols import check_symbol
 
 __all__ = [
     "DEFAULT_ARCHIVE_URL",
     "ArchiveChecksumError",
+    "ArchiveCorruptError",
     "ArchiveFile",
     "ArchiveNotFoundError",
     "KlineBlock",
@@ -75,6 +77,21 @@ class ArchiveChecksumError(BinanceError):
             f"archive {name} failed its checksum (expected sha256 {expected[:16]}…, got "
             f"{actual[:16]}…): not used; delete any cached copy and try again"
         )
+
+
+class ArchiveCorruptError(BinanceError):
+    """An archive that cannot be unzipped, even fetched afresh: it is never used.
+
+    A cached copy that fails to unzip (a torn write, a damaged disk) is deleted and
+    fetched again once; this is raised when the fresh copy fails too.
+    """
+
+    def __init__(self, name: str, reason: str, *, cached: Path | None = None) -> None:
+        self.name = name
+        self.reason = reason
+        self.cached = cached
+        where = f" (cached at {cached})" if cached is not None else ""
+        super().__init__(f"archive {name}{where} cannot be unzipped: {reason}; not used")
 
 
 class ArchiveNotFoundError(BinanceError):
@@ -168,6 +185,9 @@ def plan_kline_archives(
     candles is 2.6 million rows, so 1s uses daily files only; 1M candles only
     exist in monthly files.
     """
+    check_symbol(symbol)
+    if not (interval.isascii() and interval.isalnum()):
+        raise ValueError(f"interval must be a Binance kline interval such as 1m; got {interval!r}")
     name = "1mo" if interval == "1M" else interval
     return _plan(
         Market(market),
@@ -190,6 +210,7 @@ def plan_agg_trade_archives(
     range covers all of it: the range is cut to whole days first, and the caller
     fetches a partial first day (``start`` up to the first file) from the REST API.
     """
+    check_symbol(symbol)
     first_day = -(-start // _DAY_MS) * _DAY_MS
     files, rest_from = _plan(
         Market(market),
@@ -250,25 +271,104 @@ async def fetch_archive(
     Raises:
         ArchiveChecksumError: the bytes do not match the published sha256.
     """
-    cached = cache_dir / file.path.lstrip("/") if cache_dir is not None else None
-    if cached is not None and await trio.Path(cached).exists():
-        return await trio.Path(cached).read_bytes()
+    data, _ = await _fetch(http, root, file, cache_dir=cache_dir)
+    return data
+
+
+def _cache_path(cache_dir: Path, file: ArchiveFile) -> Path:
+    """Where ``file`` is kept below ``cache_dir``; never outside it."""
+    parts = PurePosixPath(file.path).parts
+    if not file.path.startswith("/") or any(p in ("..", ".") or "\\" in p for p in parts[1:]):
+        raise ValueError(f"archive path {file.path!r} would leave the cache directory")
+    return cache_dir.joinpath(*parts[1:])
+
+
+async def _fetch(
+    http: httpx.AsyncClient,
+    root: str,
+    file: ArchiveFile,
+    *,
+    cache_dir: Path | None,
+    use_cached: bool = True,
+) -> tuple[bytes | None, Path | None]:
+    """``fetch_archive``, and the cache path the bytes were read from (None: downloaded)."""
+    cached = _cache_path(cache_dir, file) if cache_dir is not None else None
+    if use_cached and cached is not None and await trio.Path(cached).exists():
+        return await trio.Path(cached).read_bytes(), cached
     url = f"{root.rstrip('/')}{file.path}"
     status, body, actual = await _get(http, url)
     if status != 200:
         if status != 404:
             logger.warning("archive %s: HTTP %d; the REST API serves this span", file.name, status)
-        return None
+        return None, None
     status, checksum, _ = await _get(http, url + ".CHECKSUM")
     if status != 200:
         logger.warning("archive %s has no CHECKSUM; the REST API serves this span", file.name)
-        return None
+        return None, None
     expected = checksum.decode("ascii", "replace").split()[0].lower() if checksum.strip() else ""
     if expected != actual:
         raise ArchiveChecksumError(file.name, expected, actual)
     if cached is not None:
         await trio.to_thread.run_sync(_store, cached, body)
-    return body
+    return body, None
+
+
+class _Unreadable(Exception):
+    """The zip bytes are damaged (raised in the worker thread, turned into a library error)."""
+
+
+_DAMAGE: Final = (zipfile.BadZipFile, zlib.error, EOFError, struct.error, NotImplementedError)
+T = TypeVar("T")
+
+
+async def _unzipped(
+    http: httpx.AsyncClient,
+    root: str,
+    file: ArchiveFile,
+    unzip: Callable[[bytes], T],
+    *,
+    cache_dir: Path | None,
+) -> T | None:
+    """``unzip(bytes of file)`` in a worker thread; None when the file is not published.
+
+    A cached copy that cannot be unzipped is deleted and fetched again, once.
+
+    Raises:
+        ArchiveCorruptError: a freshly fetched copy cannot be unzipped either.
+    """
+
+    def guarded(data: bytes) -> T:
+        try:
+            return unzip(data)
+        except _DAMAGE as exc:
+            raise _Unreadable(str(exc) or type(exc).__name__) from exc
+
+    keep = _cache_path(cache_dir, file) if cache_dir is not None else None
+    data, cached = await _fetch(http, root, file, cache_dir=cache_dir)
+    if data is None:
+        return None
+    try:
+        return await trio.to_thread.run_sync(guarded, data)
+    except _Unreadable as exc:
+        if cached is None:
+            await _forget(keep)
+            raise ArchiveCorruptError(file.name, str(exc)) from None
+        logger.warning("cached archive %s cannot be unzipped (%s): fetching it again", cached, exc)
+        await _forget(cached)
+    data, _ = await _fetch(http, root, file, cache_dir=cache_dir, use_cached=False)
+    if data is None:
+        return None
+    try:
+        return await trio.to_thread.run_sync(guarded, data)
+    except _Unreadable as exc:
+        await _forget(keep)  # a damaged copy is never kept
+        raise ArchiveCorruptError(file.name, str(exc), cached=cached) from None
+
+
+async def _forget(cached: Path | None) -> None:
+    if cached is not None:
+        with trio.CancelScope(shield=True):
+            await trio.Path(cached).unlink(missing_ok=True)
 
 
 def _store(path: Path, data: bytes) -> None:
@@ -487,12 +587,12 @@ async def load_klines(
     cache_dir: Path | None = None,
 ) -> list[list[Any]] | None:
     """Fetch, verify and parse one klines archive, keeping rows in its span; None if absent."""
-    data = await fetch_archive(http, root, file, cache_dir=cache_dir)
-    if data is None:
-        return None
     # Unzipping releases the GIL: it overlaps other files' parsing. Parsing holds
     # it, so files are parsed one at a time.
-    return await _rows_in_span(await trio.to_thread.run_sync(_csv_text, data), file)
+    text = await _unzipped(http, root, file, _csv_text, cache_dir=cache_dir)
+    if text is None:
+        return None
+    return await _rows_in_span(text, file)
 
 
 async def _rows_in_span(text: str, file: ArchiveFile) -> list[list[Any]]:
@@ -582,10 +682,9 @@ async def load_kline_block(
     Rows (parsed) come back instead for a file that is partly outside the span or
     not plain 12-column data; None when the file is not published.
     """
-    data = await fetch_archive(http, root, file, cache_dir=cache_dir)
-    if data is None:
+    block = await _unzipped(http, root, file, _unzip_block, cache_dir=cache_dir)
+    if block is None:
         return None
-    block = await trio.to_thread.run_sync(_unzip_block, data)
     if isinstance(block, KlineBlock) and file.start <= block.first and block.last < file.end:
         return block
     csv = block.data if isinstance(block, KlineBlock) else block
@@ -600,10 +699,9 @@ async def load_agg_trades(
     cache_dir: Path | None = None,
 ) -> list[dict[str, Any]] | None:
     """Fetch, verify and parse one aggTrades archive, keeping its span; None if absent."""
-    data = await fetch_archive(http, root, file, cache_dir=cache_dir)
-    if data is None:
+    text = await _unzipped(http, root, file, _csv_text, cache_dir=cache_dir)
+    if text is None:
         return None
-    text = await trio.to_thread.run_sync(_csv_text, data)
     trades: Sequence[dict[str, Any]] = await trio.to_thread.run_sync(
         parse_agg_trades_text, text, limiter=_parse_limiter()
     )

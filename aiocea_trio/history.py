@@ -16,11 +16,14 @@ import csv
 import datetime as dt
 import functools
 import io
+import json
 import logging
+import math
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence, Sized
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, BinaryIO, Final, Protocol, TypeVar
 
 import attrs
 import trio
@@ -37,7 +40,9 @@ from .archives import (
     plan_agg_trade_archives,
     plan_kline_archives,
 )
+from .errors import BinanceResponseError
 from .markets import Market
+from .symbols import check_symbol
 from .weights import request_weight
 
 __all__ = [
@@ -96,6 +101,13 @@ _FUNDING_PATHS: Final = {Market.USDM: "/fapi/v1/fundingRate", Market.COINM: "/da
 _HOUR_MS: Final = 3_600_000
 _COINM_MAX_SPAN_MS: Final = 200 * 86_400_000
 _COINM_MAX_MONTHS: Final = 6  # six months never exceed 200 days
+#: Times outside these are refused: Binance has no data before 2017, and a time after 2100
+#: is a unit slip (microseconds or nanoseconds where milliseconds are meant).
+EARLIEST_MS: Final = 1_483_228_800_000  # 2017-01-01T00:00Z
+LATEST_MS: Final = 4_102_444_800_000  # 2100-01-01T00:00Z
+#: How far past the client's estimate of the exchange's clock a download still asks: the
+#: estimate may lag the exchange by a little, never by seconds.
+_CLOCK_SLACK_MS: Final = 5_000
 
 
 class _Requester(Protocol):
@@ -145,6 +157,8 @@ def to_ms(value: TimeLike) -> int:
     """
     if isinstance(value, bool):
         raise TypeError("a time cannot be a bool")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"not a time: {value!r}")
     if isinstance(value, int | float):
         ms = int(value)
     elif isinstance(value, str):
@@ -220,27 +234,140 @@ def best_kline_page_size(market: Market | str) -> int:
     return max(range(1, _MAX_KLINE_LIMIT[market] + 1), key=lambda n: (rows_per_weight(n), n))
 
 
-def _kline_pages(interval: str, start: int, end: int, page: int) -> list[tuple[int, int, int]]:
-    """``(startTime, endTime, limit)`` per page covering open times in ``[start, end)``."""
-    pages: list[tuple[int, int, int]] = []
-    size = interval_ms(interval)
-    first = _grid_start(interval, start)
-    if size is not None:
-        count = max(0, -(-(end - first) // size))
-        for i in range(0, count, page):
-            n = min(page, count - i)
-            lo = first + i * size
-            pages.append((lo, min(lo + n * size, end) - 1, n))
-        return pages
-    opens: list[int] = []
-    t = first
-    while t < end:
-        opens.append(t)
-        t = _next_open(interval, t)
-    for i in range(0, len(opens), page):
-        chunk = opens[i : i + page]
-        pages.append((chunk[0], min(_next_open(interval, chunk[-1]), end) - 1, len(chunk)))
-    return pages
+def _month_index(t: int) -> int:
+    """Months since 0000-01 of the month holding ``t`` (UTC)."""
+    day = dt.datetime.fromtimestamp(t / 1000, dt.UTC)
+    return day.year * 12 + day.month - 1
+
+
+def _month_open(index: int) -> int:
+    return calendar.timegm((index // 12, index % 12 + 1, 1, 0, 0, 0)) * 1000
+
+
+class _KlinePages:
+    """``(startTime, endTime, limit)`` per page covering open times in ``[start, end)``.
+
+    Computed page by page, never listed: memory is the same for a day and for a
+    century (a unit slip once planned 30 million pages up front).
+    """
+
+    def __init__(self, interval: str, start: int, end: int, page: int) -> None:
+        self.interval, self.end, self.page = interval, end, page
+        self.size = interval_ms(interval)
+        self.first = _grid_start(interval, start)
+        if self.size is not None:
+            self.rows = max(0, -(-(end - self.first) // self.size))
+        else:
+            first, last = _month_index(self.first), _month_index(end)
+            self.rows = max(0, last - first + (_month_open(last) < end))
+        self.count = -(-self.rows // page)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> tuple[int, int, int]:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        skip = index * self.page
+        n = min(self.page, self.rows - skip)
+        if self.size is not None:
+            lo = self.first + skip * self.size
+            return lo, min(lo + n * self.size, self.end) - 1, n
+        month = _month_index(self.first) + skip
+        return _month_open(month), min(_month_open(month + n), self.end) - 1, n
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        return (self[i] for i in range(self.count))
+
+
+def _kline_pages(interval: str, start: int, end: int, page: int) -> _KlinePages:
+    """The pages covering open times in ``[start, end)``, computed lazily."""
+    return _KlinePages(interval, start, end, page)
+
+
+def _time_arg(name: str, value: TimeLike) -> int:
+    """``to_ms(value)``, refused outside 2017..2100 with a hint at the unit it looks like."""
+    try:
+        ms = to_ms(value)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+    if EARLIEST_MS <= ms <= LATEST_MS:
+        return ms
+    hint = ""
+    for factor, unit in ((1_000, "microseconds"), (1_000_000, "nanoseconds")):
+        if EARLIEST_MS <= ms // factor <= LATEST_MS:
+            hint = f": looks like {unit}; pass milliseconds (e.g. {ms // factor})"
+            break
+    else:
+        if EARLIEST_MS <= ms * 1000 <= LATEST_MS:
+            hint = f": looks like seconds; pass milliseconds (e.g. {ms * 1000})"
+    raise ValueError(
+        f"{name} must be an epoch time in milliseconds between 2017-01-01 and 2100-01-01 "
+        f"(Binance has no data before 2017); got {value!r}{hint}"
+    )
+
+
+def _time_range(symbol: str, start: TimeLike, end: TimeLike) -> tuple[int, int]:
+    """The checks every history entry point makes before any request or file write.
+
+    The range is half-open, ``[start, end)``: an empty one (``start == end``) can hold
+    no row and is refused like a reversed one, as a mistake rather than a no-op.
+    """
+    check_symbol(symbol)
+    lo, hi = _time_arg("start", start), _time_arg("end", end)
+    if lo > hi:
+        raise ValueError(f"start ({lo}) is after end ({hi}): nothing to download")
+    if lo == hi:
+        raise ValueError(f"start equals end ({lo}): the range [start, end) is empty")
+    return lo, hi
+
+
+def _server_now(client: object) -> int | None:
+    """The exchange's time as the client estimates it, when the client has a clock."""
+    now = getattr(client, "server_time_ms", None)
+    return int(now()) if callable(now) else None
+
+
+def _kline_fetch_end(client: object, interval: str, hi: int) -> int:
+    """``hi``, or the close of the candle open now when ``hi`` is later: no row can be there."""
+    now = _server_now(client)
+    if now is None:
+        return hi
+    return min(hi, _grid_start(interval, now + _CLOCK_SLACK_MS + 1))
+
+
+def _fetch_end(client: object, hi: int) -> int:
+    """``hi``, or the exchange's now (and a little) when ``hi`` is later."""
+    now = _server_now(client)
+    return hi if now is None else min(hi, now + _CLOCK_SLACK_MS + 1)
+
+
+def _check_kline_args(
+    symbol: str,
+    interval: str,
+    start: TimeLike,
+    end: TimeLike,
+    market: Market | str,
+    source: str,
+    max_concurrency: int,
+) -> tuple[Market, int, int]:
+    """All the checks of a kline download, made before any request or file write."""
+    market = Market(market)
+    lo, hi = _time_range(symbol, start, end)
+    interval_ms(interval)  # validates
+    if source not in ("auto", "rest", "archive"):
+        raise ValueError(f"source must be 'auto', 'rest' or 'archive'; got {source!r}")
+    if max_concurrency < 1:
+        raise ValueError("max_concurrency must be at least 1")
+    return market, lo, hi
+
+
+def _check_kline_page(rows: object, market: Market, path: str) -> list[Row]:
+    """A klines answer is a list of 12-field lists; anything else is the server's fault."""
+    if isinstance(rows, list) and all(isinstance(r, list) and len(r) == 12 for r in rows):
+        return rows
+    excerpt = " ".join(repr(rows)[:200].split())
+    raise BinanceResponseError(200, excerpt, market=market.value, method="GET", path=path)
 
 
 async def _ordered_pages(
@@ -389,24 +516,20 @@ async def _kline_batches(
     blocks: bool,
 ) -> AsyncIterator[trio.MemoryReceiveChannel[list[Row] | KlineBlock]]:
     """``open_kline_stream``; with ``blocks``, whole archive files come as ``KlineBlock``."""
-    market = Market(market)
-    if not symbol:
-        raise ValueError("symbol must not be empty")
-    lo, hi = to_ms(start), to_ms(end)
-    if lo > hi:
-        raise ValueError(f"start ({lo}) is after end ({hi})")
-    interval_ms(interval)  # validates
+    market, lo, hi = _check_kline_args(
+        symbol, interval, start, end, market, source, max_concurrency
+    )
     limit = page_size or best_kline_page_size(market)
     if not 1 <= limit <= _MAX_KLINE_LIMIT[market]:
         raise ValueError(f"page_size must be in 1..{_MAX_KLINE_LIMIT[market]}; got {limit}")
-    if max_concurrency < 1:
-        raise ValueError("max_concurrency must be at least 1")
+    # Nothing is asked past the candle open now: a future ``end`` costs no weight.
+    stop = _kline_fetch_end(client, interval, hi)
     plan = _archive_plan(
         client,
         source,
         archive_url,
-        lambda today: plan_kline_archives(market, symbol, interval, lo, hi, today),
-        hi,
+        lambda today: plan_kline_archives(market, symbol, interval, lo, max(lo, stop), today),
+        stop,
         f"{symbol} {interval}",
     )
     http, root, files, rest_from = plan.http, plan.root, plan.files, plan.rest_from
@@ -414,7 +537,7 @@ async def _kline_batches(
         # COIN-M refuses a kline query spanning more than 200 days (-1127).
         size = interval_ms(interval)
         limit = min(limit, _COINM_MAX_SPAN_MS // size if size else _COINM_MAX_MONTHS)
-    pages = _kline_pages(interval, lo if rest_from is None else rest_from, hi, limit)
+    pages = _kline_pages(interval, lo if rest_from is None else rest_from, stop, limit)
     progress = progress if progress is not None else Progress()
     progress.pages_total += len(pages)
     progress.archives_total += len(files)
@@ -448,10 +571,11 @@ async def _kline_batches(
             "endTime": page_end,
             "limit": n,
         }
-        rows: list[Row] = await client.request("GET", path, params)
+        answer = await client.request("GET", path, params)
         progress.weight += request_weight(market.value, "GET", path, {"limit": str(n)})
+        rows = _check_kline_page(answer, market, path)
         progress.pages_done += 1
-        return [r for r in rows if page_start <= int(r[0]) <= page_end and int(r[0]) < hi]
+        return [r for r in rows if page_start <= int(r[0]) <= page_end and int(r[0]) < stop]
 
     send, receive = trio.open_memory_channel[list[Row] | KlineBlock](0)
     checked_send, checked_receive = trio.open_memory_channel[list[Row] | KlineBlock](0)
@@ -489,7 +613,7 @@ async def _kline_batches(
                     expected = _next_open(interval, open_time)
                 progress.rows += len(out)
                 await checked_send.send(out)
-            if expected < hi and (pages or files):
+            if expected < hi:
                 _report(found, Gap(expected, hi), symbol, interval, trailing=True)
 
     with _one_error():
@@ -665,13 +789,23 @@ async def download_klines_to_file(
     never turned into Python rows (the bytes are the ones REST rows make), which
     makes an archive download to a file many times faster than one into memory.
     Returns the number of rows written by this call.
+
+    What the file holds (market, symbol, interval) is kept beside it in
+    ``<name>.meta.json``, written before the first row. Resuming checks it and the
+    last row, and drops a torn last line (a crash, a full disk) first.
+
+    Raises:
+        ValueError: a bad argument; or the file holds other klines (another symbol,
+            interval or market), or is not a klines CSV: nothing is written then.
     """
     target = Path(path)
-    lo = to_ms(start)
-    last = await trio.to_thread.run_sync(_last_open_time, target)
+    market, lo, hi = _check_kline_args(
+        symbol, interval, start, end, market, source, max_concurrency
+    )
+    identity = _FileIdentity(market.value, symbol, interval)
+    last = await trio.to_thread.run_sync(_prepare_csv, target, identity)
     if last is not None:
         lo = max(lo, _next_open(interval, last))
-    hi = to_ms(end)
     if lo >= hi:
         return 0
     written = 0
@@ -718,37 +852,196 @@ KLINE_COLUMNS: Final = (
 )
 
 
-def _last_open_time(path: Path) -> int | None:
-    """The open time of the last data row of a CSV, reading only its tail."""
-    if not path.exists() or path.stat().st_size == 0:
+_HEADER: Final = (",".join(KLINE_COLUMNS) + "\n").encode("ascii")
+_SIDECAR_SUFFIX: Final = ".meta.json"
+_SIDECAR_FORMAT: Final = "aiocea-trio klines csv"
+_LONGEST_ROW: Final = 4096  # a kline row is under 200 bytes; anything longer is not one
+
+
+@attrs.frozen
+class _FileIdentity:
+    """What a klines CSV holds: recorded beside it, checked before appending."""
+
+    market: str
+    symbol: str
+    interval: str
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.interval} klines ({self.market})"
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """Where ``download_klines_to_file`` records what ``path`` holds: ``<name>.meta.json``."""
+    path = Path(path)
+    return path.with_name(path.name + _SIDECAR_SUFFIX)
+
+
+def _write_sidecar(path: Path, identity: _FileIdentity) -> None:
+    """Write the sidecar atomically: a crash leaves the old one or the new one, whole."""
+    meta = sidecar_path(path)
+    body = {"format": _SIDECAR_FORMAT, "version": 1, **attrs.asdict(identity)}
+    tmp = meta.with_name(meta.name + ".part")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(body, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, meta)
+
+
+def _read_sidecar(path: Path) -> _FileIdentity | None:
+    meta = sidecar_path(path)
+    try:
+        text = meta.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
-    with path.open("rb") as f:
-        f.seek(0, 2)
-        size = f.tell()
-        f.seek(max(0, size - 4096))
-        tail = f.read().decode().strip().splitlines()
-    for line in reversed(tail):
-        head = line.split(",", 1)[0]
-        if head.isdigit():
-            return int(head)
-    return None
+    try:
+        body = json.loads(text)
+        if body.get("format") != _SIDECAR_FORMAT:
+            raise ValueError("another format")
+        return _FileIdentity(str(body["market"]), str(body["symbol"]), str(body["interval"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError(
+            f"{meta} does not say what {path.name} holds (not a file this library wrote): "
+            "refusing to append; delete it if the CSV is yours"
+        ) from None
+
+
+def _rfind_newline(f: BinaryIO, before: int, *, limit: int | None = None) -> int:
+    """Offset of the last ``\\n`` before offset ``before`` (-1: none within ``limit``)."""
+    chunk = 1 << 16
+    pos = before
+    floor = 0 if limit is None else max(0, before - limit)
+    while pos > floor:
+        begin = max(floor, pos - chunk)
+        f.seek(begin)
+        at = f.read(pos - begin).rfind(b"\n")
+        if at >= 0:
+            return begin + at
+        pos = begin
+    return -1
+
+
+def _row_times(line: bytes) -> tuple[int, int] | None:
+    """(open time, close time) of a well-formed kline CSV row, else None."""
+    fields = line.split(b",")
+    if len(fields) != 12 or not all(fields[i].isdigit() for i in (0, 6, 8)):
+        return None
+    try:
+        for i in (1, 2, 3, 4, 5, 7, 9, 10, 11):
+            float(fields[i])
+    except ValueError:
+        return None
+    return int(fields[0]), int(fields[6])
+
+
+def _candle_fits(interval: str, open_time: int, close_time: int) -> bool:
+    """True when a row with these times is a candle of ``interval``."""
+    return _grid_start(interval, open_time) == open_time and (
+        close_time == _next_open(interval, open_time) - 1
+    )
+
+
+def _interval_of(open_time: int, close_time: int) -> str:
+    for name in [*_INTERVAL_MS, "1M"]:
+        if _candle_fits(name, open_time, close_time):
+            return name
+    return f"{close_time - open_time + 1} ms"
+
+
+def _prepare_csv(path: Path, identity: _FileIdentity) -> int | None:
+    """Make ``path`` ready to append ``identity``'s klines; the last open time in it. Blocking.
+
+    A new or empty file gets its sidecar first (before any row). An existing one is
+    checked (the sidecar names the same market, symbol and interval; the first line is
+    the header; the last complete line is a candle of this interval) before anything
+    is changed, then a torn last line (no ``\\n``) is cut off. A file from a version
+    that kept no sidecar is taken when its rows are this interval's candles (its
+    symbol and market cannot be checked: a warning says so) and gets a sidecar.
+
+    Raises:
+        ValueError: the file holds something else; it is left as it is.
+    """
+    size = path.stat().st_size if path.exists() else 0
+    if size == 0:
+        _write_sidecar(path, identity)
+        return None
+    recorded = _read_sidecar(path)
+    if recorded is not None and recorded != identity:
+        raise ValueError(
+            f"{path} holds {recorded} (per {sidecar_path(path).name}), not {identity}: "
+            "refusing to append; choose another file"
+        )
+    with path.open("r+b") as f:
+        head = f.read(len(_HEADER))
+        if head != _HEADER and not (len(head) == size and _HEADER.startswith(head)):
+            first = head.partition(b"\n")[0][:80]
+            raise ValueError(
+                f"{path} is not a klines CSV written by aiocea-trio (its first line is "
+                f"{first!r}, not the header): refusing to append"
+            )
+        end = _rfind_newline(f, size) + 1  # just past the last complete line
+        last: int | None = None
+        if end > len(_HEADER):
+            begin = _rfind_newline(f, end - 1, limit=_LONGEST_ROW) + 1
+            f.seek(begin)
+            line = f.read(end - 1 - begin)
+            times = _row_times(line) if begin >= len(_HEADER) else None
+            if times is None:
+                raise ValueError(
+                    f"{path}: its last complete line is not a kline row ({line[:80]!r}): "
+                    "refusing to append; remove that line, or the file"
+                )
+            if not _candle_fits(identity.interval, *times):
+                raise ValueError(
+                    f"{path} holds {_interval_of(*times)} candles, not {identity}: "
+                    "refusing to append; choose another file"
+                )
+            last = times[0]
+        if end < size:
+            logger.warning(
+                "%s: dropped a torn last line (%d bytes, from an interrupted write)",
+                path,
+                size - end,
+            )
+            f.truncate(end)
+    if recorded is None:
+        if last is not None:
+            logger.warning(
+                "%s has no %s (written by an older version): its rows are %s candles, but "
+                "the symbol and market cannot be checked; taking it as %s",
+                path,
+                sidecar_path(path).name,
+                identity.interval,
+                identity,
+            )
+        _write_sidecar(path, identity)
+    return last
 
 
 def _open_csv(path: Path) -> Any:
     new = not path.exists() or path.stat().st_size == 0
     handle = path.open("ab")
     if new:
-        handle.write((",".join(KLINE_COLUMNS) + "\n").encode("ascii"))
+        handle.write(_HEADER)
+        handle.flush()
     return handle
 
 
 def _write_rows(handle: Any, rows: list[Row] | KlineBlock) -> None:
+    """Append a batch in one write, then flush: rows reach the file whole, in order."""
+    if not rows:
+        return
     if isinstance(rows, KlineBlock):
-        handle.write(rows.data)
+        data = rows.data
     else:
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows(rows)
-        handle.write(text.getvalue().encode("utf-8"))
+        data = text.getvalue().encode("utf-8")
+    if data.count(b",") != 11 * data.count(b"\n") or b'"' in data or not data.endswith(b"\n"):
+        # Never a malformed row in the file (REST rows were checked when fetched).
+        raise ValueError("refusing to write klines that are not plain 12-column rows")
+    handle.write(data)
     handle.flush()
 
 
@@ -773,10 +1066,11 @@ async def download_agg_trades(
     fetched concurrently; within an hour, pages follow by ``fromId``.
     """
     market = Market(market)
-    lo, hi = to_ms(start), to_ms(end)
-    if lo > hi:
-        raise ValueError(f"start ({lo}) is after end ({hi})")
+    lo, hi = _time_range(symbol, start, end)
+    if max_concurrency < 1:
+        raise ValueError("max_concurrency must be at least 1")
     path = _AGG_PATHS[market]
+    hi = max(lo, _fetch_end(client, hi))  # no trade can be later than now
     plan = _archive_plan(
         client,
         source,
@@ -787,12 +1081,21 @@ async def download_agg_trades(
     )
     rest_from = lo if plan.rest_from is None else plan.rest_from
     files = plan.files
-    # REST for a partial first day before the first archive file, and for the tail.
+    # REST for a partial first day before the first archive file, and for the tail, an
+    # hour a slice, computed when fetched (never listed up front).
     head_end = files[0].start if files else lo
-    slices = [(t, min(t + _HOUR_MS, head_end)) for t in range(lo, head_end, _HOUR_MS)]
-    slices += [(t, min(t + _HOUR_MS, hi)) for t in range(rest_from, hi, _HOUR_MS)]
+    head = max(0, -(-(head_end - lo) // _HOUR_MS))
+    tail = max(0, -(-(hi - rest_from) // _HOUR_MS))
+
+    def hour_slice(index: int) -> tuple[int, int]:
+        if index < head:
+            t = lo + index * _HOUR_MS
+            return t, min(t + _HOUR_MS, head_end)
+        t = rest_from + (index - head) * _HOUR_MS
+        return t, min(t + _HOUR_MS, hi)
+
     progress = progress if progress is not None else Progress()
-    progress.pages_total += len(slices)
+    progress.pages_total += head + tail
     progress.archives_total += len(files)
     weight = request_weight(market.value, "GET", path, {"limit": "1000"})
     cache = Path(cache_dir) if cache_dir is not None else None
@@ -809,13 +1112,11 @@ async def download_agg_trades(
     async def fetch_archive_file(file: ArchiveFile) -> list[dict[str, Any]]:
         return await _archive_or_rest(file, load, rest_span, source=source, progress=progress)
 
-    head = sum(1 for s_lo, _ in slices if s_lo < head_end)
-
     async def fetch(index: int) -> list[dict[str, Any]]:
         # Jobs in time order: the head's hours, the archive files, the tail's hours.
         if head <= index < head + len(files):
             return await fetch_archive_file(files[index - head])
-        s_lo, s_hi = slices[index if index < head else index - len(files)]
+        s_lo, s_hi = hour_slice(index if index < head else index - len(files))
         params: dict[str, object] = {
             "symbol": symbol,
             "startTime": s_lo,
@@ -841,7 +1142,7 @@ async def download_agg_trades(
                 functools.partial(
                     _ordered_pages,
                     fetch,
-                    len(files) + len(slices),
+                    len(files) + head + tail,
                     send,
                     max_concurrency=max_concurrency,
                 )
@@ -883,7 +1184,8 @@ async def download_funding_rates(
     market = Market(market)
     if market not in _FUNDING_PATHS:
         raise ValueError("funding rates exist on the futures markets only (usdm, coinm)")
-    lo, hi = to_ms(start), to_ms(end)
+    lo, hi = _time_range(symbol, start, end)
+    hi = _fetch_end(client, hi)  # no funding has happened later than now
     path = _FUNDING_PATHS[market]
     progress = progress if progress is not None else Progress()
     rows: list[Any] = []

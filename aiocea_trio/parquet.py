@@ -21,9 +21,9 @@ from .history import (
     Progress,
     Row,
     TimeLike,
+    _check_kline_args,
     _kline_batches,
     _Requester,
-    to_ms,
 )
 from .markets import Market
 
@@ -116,11 +116,14 @@ async def download_klines_to_parquet(
     and renamed when complete, so an interrupted download leaves no half file.
     Other arguments are as in ``download_klines``.
     """
+    # Every argument is checked before the first byte of the file is written.
+    market, lo, hi = _check_kline_args(
+        symbol, interval, start, end, market, source, max_concurrency
+    )
     arrow = _pyarrow()
     schema = kline_schema()
     target = Path(path)
     part = target.with_name(target.name + ".part")
-    lo, hi = to_ms(start), to_ms(end)
     writer = await trio.to_thread.run_sync(arrow.parquet.ParquetWriter, str(part), schema)
     written = 0
     done = False

@@ -19,6 +19,7 @@ from typing import Any, Final
 import attrs
 
 from .._params import param_str
+from ..symbols import symbol_message, symbol_problem
 
 __all__ = [
     "CLIENT_ORDER_ID",
@@ -91,14 +92,15 @@ def _check_int(instance: object, name: str, value: object) -> int:
 
 
 def required_symbol(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """A symbol is a non-empty string without spaces (``BTCUSDT``, ``BTCUSD_PERP``)."""
+    """A Binance symbol (``BTCUSDT``, ``BTCUSD_PERP``): see ``aiocea_trio.symbols``.
+
+    Its alphabet keeps a symbol one safe URL and path component (no ``/``, ``..``, spaces).
+    """
     if not isinstance(value, str):
         raise TypeError(f"{_who(instance)}: {attribute.name} must be a str; got {value!r}")
-    if not value or value != value.strip():
-        raise _fail(
-            instance,
-            f"{attribute.name} must be a non-empty symbol name without spaces; got {value!r}",
-        )
+    problem = symbol_problem(value)
+    if problem is not None:
+        raise _fail(instance, symbol_message(attribute.name, value, problem))
 
 
 def optional_symbol(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
