@@ -9,10 +9,14 @@ with the system clock and they follow ``MockClock`` in tests.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import email.utils
 import functools
 import ipaddress
 import json
 import logging
+import math
 import re
 import secrets
 import time
@@ -23,10 +27,10 @@ from urllib.parse import urlsplit
 
 import attrs
 import httpx
-import stamina
 import trio
 
 from ._params import encode_params, param_str
+from ._redact import install_log_redaction, register_secret, scrub
 from .errors import (
     BinanceAPIError,
     BinanceBanError,
@@ -40,8 +44,16 @@ from .errors import (
     InsecureTransportError,
     OrderStatusUnknownError,
 )
-from .limits import LimiterStatistics, MarketLimits, RateLimiter, window_guard_ms
+from .limits import (
+    MAX_BAN_SECONDS,
+    MAX_RATE_LIMIT_PAUSE,
+    LimiterStatistics,
+    MarketLimits,
+    RateLimiter,
+    window_guard_ms,
+)
 from .markets import Market, market_for_path
+from .retries import RetryPolicy
 from .signing import HmacSigner, Signer
 from .weights import DEFAULT_ORDER_LIMITS, counts_as_order, free_on_success, request_weight
 
@@ -50,9 +62,12 @@ _T = TypeVar("_T")
 __all__ = ["BinanceClient", "ClientStatistics", "new_client_order_id"]
 
 logger = logging.getLogger("aiocea_trio.client")
+install_log_redaction()  # httpx logs signed request lines at INFO
 
 _MAX_RECV_WINDOW: Final = 60_000
 _INVALID_TIMESTAMP: Final = -1021
+# Binance's "the request may or may not have been executed" codes.
+_STATUS_UNKNOWN_CODES: Final = frozenset({-1006, -1007})
 _NO_SUCH_ORDER: Final = -2013
 _CANCELLED_STATES: Final = frozenset({"CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"})
 _UNIT_SECONDS: Final = {"S": 1, "M": 60, "H": 3600, "D": 86400}
@@ -78,13 +93,21 @@ _RESEND: Final = object()  # an order request's lookup says: send it again
 
 
 def _is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    # Only this machine's own names: ``evil.localhost`` may resolve anywhere.
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _in_process(transport: httpx.AsyncBaseTransport | None) -> bool:
+    """A transport that never touches a network (the simulator's, ASGI, a mock)."""
+    return isinstance(transport, httpx.ASGITransport | httpx.MockTransport) or bool(
+        getattr(transport, "in_process", False)
+    )
 
 
 class BinanceClient:
@@ -99,12 +122,16 @@ class BinanceClient:
             the production and testnet hosts.
         testnet: use Binance's testnet hosts.
         recv_window: milliseconds a signed request stays valid (Binance's maximum is 60000).
-        timeout: seconds for each HTTP request (connect, read, write, pool).
+        timeout: seconds each attempt of a request may take in all (connect, send,
+            the whole answer), so a server that drips its answer cannot hold a
+            request (an order included) for longer.
         transport: passed to ``httpx.AsyncClient``: tests give respx's or
             ``httpx.ASGITransport``.
         allow_insecure_http: permit sending the API key over plain ``http://`` to a
             host that is not this machine. Off by default, since anyone on the
-            path could read the key.
+            path could read the key. This machine is ``localhost`` and literal
+            loopback addresses only (not ``*.localhost`` names, which a resolver
+            may send anywhere); in-process transports reach no network at all.
         auto_sync_time: measure the server-time offset before the first signed
             request, and again every ``time_sync_interval`` seconds.
         time_sync_interval: seconds between automatic re-syncs; None for never.
@@ -154,10 +181,22 @@ class BinanceClient:
     ) -> None:
         if api_secret is not None and signer is not None:
             raise ValueError("give api_secret or signer, not both")
+        _check_int("recv_window", recv_window)
         if not 0 < recv_window <= _MAX_RECV_WINDOW:
             raise ValueError(f"recv_window must be in 1..{_MAX_RECV_WINDOW} ms, got {recv_window}")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
+        _check_seconds("timeout", timeout, positive=True)
+        if time_sync_interval is not None:
+            _check_seconds("time_sync_interval", time_sync_interval, positive=True)
+        _check_int("retries", retries)
+        _check_int("order_attempts", order_attempts)
+        _check_seconds("retry_wait_initial", retry_wait_initial)
+        _check_seconds("retry_wait_max", retry_wait_max)
+        _check_seconds("order_lookup_delay", order_lookup_delay)
+        if api_key is not None and not isinstance(api_key, str):
+            raise TypeError(f"api_key must be a str, got {type(api_key).__name__}")
+        register_secret(api_key)
+        if isinstance(api_secret, str | bytes):
+            register_secret(api_secret)
         self.api_key = api_key
         self._signer: Signer | None = HmacSigner(api_secret) if api_secret is not None else signer
         self.testnet = testnet
@@ -180,12 +219,20 @@ class BinanceClient:
         self._clock_known = False  # the offset was measured (or adopted), not assumed 0
         self._last_sync: float | None = None
         self._sync_lock: trio.Lock | None = None
-        if retries < 0 or order_attempts < 1:
-            raise ValueError("retries must be >= 0 and order_attempts >= 1")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        if order_attempts < 1:
+            raise ValueError(f"order_attempts must be >= 1, got {order_attempts}")
         self.limiter = limiter if limiter is not None else RateLimiter()
         self.retries = retries
         self.retry_wait_initial = retry_wait_initial
         self.retry_wait_max = retry_wait_max
+        self.retry_policy = RetryPolicy(
+            attempts=retries + 1,
+            wait_initial=retry_wait_initial,
+            wait_max=retry_wait_max,
+            wait_jitter=retry_wait_initial,
+        )
         self.order_attempts = order_attempts
         self.order_lookup_delay = order_lookup_delay
         self._requests = 0
@@ -293,6 +340,7 @@ class BinanceClient:
             self.api_key
             and parts.scheme == "http"
             and not _is_loopback(parts.hostname or "")
+            and not _in_process(self._transport)
             and not self._allow_insecure_http
         ):
             raise InsecureTransportError(
@@ -327,7 +375,7 @@ class BinanceClient:
         call = _Call("GET", self._bases[market], _TIME_PATHS[market], market, {}, "", False)
         data = await self._send(call)
         after = self.local_time_ms()
-        server = int(data["serverTime"])
+        server = _server_time(data, call)
         self._set_offset(server - (before + after) // 2, share=True)
         self._last_sync = trio.current_time()
         logger.debug("server time offset %+d ms (%s)", self._time_offset_ms, market.value)
@@ -424,23 +472,15 @@ class BinanceClient:
 
     async def _with_retries(self, call: _Call) -> Any:
         """Idempotent requests: retry what may succeed next time, a bounded number of times."""
-        return await self._retried(functools.partial(self._attempt, call))
+        return await self._retried(functools.partial(self._attempt, call), call.describe)
 
-    async def _retried(self, once: Callable[[], Awaitable[_T]]) -> _T:
+    async def _retried(self, once: Callable[[], Awaitable[_T]], what: str = "request") -> _T:
         """Run ``once`` with bounded retries (exponential backoff, jitter), counting them."""
-        async for attempt in stamina.retry_context(
-            on=_retryable,
-            attempts=self.retries + 1,
-            timeout=None,
-            wait_initial=self.retry_wait_initial,
-            wait_max=self.retry_wait_max,
-            wait_jitter=self.retry_wait_initial,
-        ):
-            with attempt:
-                if attempt.num > 1:
-                    self._retries += 1
-                return await once()
-        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+        def count() -> None:
+            self._retries += 1
+
+        return await self.retry_policy.run(once, retryable=_retryable, what=what, on_retry=count)
 
     async def _place_order(self, call: _Call) -> Any:
         """Exactly-once placement: the same ``newClientOrderId`` on every try, and a
@@ -478,22 +518,28 @@ class BinanceClient:
         """Send an order request; after an ambiguous failure, look the order up by
         ``ident`` and let ``decide`` return the answer or ``_RESEND``.
 
-        A connection that never opened is resent without a lookup; rejections
-        (4xx) are raised at once.
+        Ambiguous is anything but a well-formed answer from the exchange: a lost
+        or cut connection, a timeout, a 5xx, Binance's "status unknown" codes, or
+        a body that is not an order (HTML, truncated JSON, a proxy's 408 page).
+        A connection that never opened is resent without a lookup; Binance's own
+        rejections (its JSON error payload, 429s included) are raised at once.
         """
         last: BinanceError | None = None
         for _ in range(self.order_attempts):
             try:
-                return await self._attempt(call)
+                return _order_answer(await self._attempt(call), call)
             except BinanceTransportError as exc:
                 last = exc
                 if _never_sent(exc):
                     self._retries += 1
                     continue
-            except (BinanceServerError, BinanceResponseError) as exc:
-                if isinstance(exc, BinanceResponseError) and exc.status < 500:
+            except BinanceAPIError as exc:
+                if not _outcome_unknown(exc):
                     raise
                 last = exc
+            except BinanceResponseError as exc:
+                last = exc
+            logger.warning("%s: outcome unknown (%s); looking the order up", call.describe, last)
             found = await self._find_order(call, ident, last) if ident else None
             answer = decide(found, last)
             if answer is not _RESEND:
@@ -518,7 +564,7 @@ class BinanceClient:
             True,
         )
         try:
-            return await self._with_retries(lookup)
+            return _order_answer(await self._with_retries(lookup), lookup)
         except BinanceAPIError as exc:
             if exc.code == _NO_SUCH_ORDER:
                 return None
@@ -558,11 +604,20 @@ class BinanceClient:
             call = _Call("GET", self._bases[market], _INFO_PATHS[market], market, {}, "", False)
             try:
                 before, info, after = await self._timed_get_with_retries(call)
-                limits = MarketLimits.from_exchange_info(info.get("rateLimits", ()))
+                if not isinstance(info, dict) or not isinstance(info.get("rateLimits"), list):
+                    raise BinanceResponseError.wrong_shape(
+                        "exchangeInfo with rateLimits",
+                        info,
+                        market=market.value,
+                        method=call.method,
+                        path=call.path,
+                    )
+                limits = MarketLimits.from_exchange_info(info["rateLimits"])
                 if self._last_sync is None and "serverTime" in info:
                     # The limiter's windows follow the exchange's clock: align with it
                     # now, for free, rather than at the first signed request.
-                    self._set_offset(int(info["serverTime"]) - (before + after) // 2, share=True)
+                    server = _server_time(info, call)
+                    self._set_offset(server - (before + after) // 2, share=True)
             except (BinanceError, ValueError, AttributeError, TypeError) as exc:
                 logger.warning(
                     "could not learn %s rate limits (%s); using Binance's published ones",
@@ -612,22 +667,7 @@ class BinanceClient:
                 shown = query.replace(signature, "<redacted>") if signature else query
                 logger.debug("%s %s %s%s", market.value, method, path, f"?{shown}" if shown else "")
             self._requests += 1
-            try:
-                response = await http.request(method, url)
-            except httpx.TimeoutException as exc:
-                raise BinanceTimeoutError(
-                    f"no answer within {self.timeout} s ({type(exc).__name__})",
-                    market=market.value,
-                    method=method,
-                    path=path,
-                ) from exc
-            except httpx.TransportError as exc:
-                raise BinanceTransportError(
-                    f"request failed: {type(exc).__name__}: {_scrub(str(exc), signature)}",
-                    market=market.value,
-                    method=method,
-                    path=path,
-                ) from exc
+            response = await self._exchange(http, call, url, signature)
             headers = response.headers
             ok = 200 <= response.status_code < 300
             if ok and free_on_success(market.value, method, path):
@@ -637,10 +677,9 @@ class BinanceClient:
             try:
                 return _decode(response, market.value, method, path, signature)
             except BinanceBanError as exc:
-                until = exc.banned_until or self.server_time_ms() + int(
-                    1000 * (exc.retry_after or 120)
-                )
-                self.limiter.note_banned(market, until)
+                now = self.server_time_ms()
+                until = exc.banned_until or now + int(1000 * (exc.retry_after or 120))
+                self.limiter.note_banned(market, until, now)
                 raise
             except BinanceRateLimitError as exc:
                 self.limiter.note_rate_limited(market, exc.retry_after)
@@ -653,6 +692,39 @@ class BinanceClient:
                 headers=headers,
                 server_now_ms=self.server_time_ms,
             )
+
+    async def _exchange(
+        self, http: httpx.AsyncClient, call: _Call, url: str, signature: str
+    ) -> httpx.Response:
+        """Send and read the whole answer within ``timeout`` seconds in all.
+
+        httpx's timeouts bound each read, so a server that drips a byte at a time
+        would hold the request forever; ``fail_after`` bounds the whole attempt, on
+        any transport (the in-process one has no timeouts of its own). A failure's
+        ``__cause__`` is a copy of httpx's exception without the request, whose URL
+        and headers carry the signature and the API key.
+        """
+        where = {"market": call.market.value, "method": call.method, "path": call.path}
+        failure: BinanceTransportError
+        try:
+            with trio.fail_after(self.timeout):
+                return await http.request(call.method, url)
+        except trio.TooSlowError:
+            failure = BinanceTimeoutError(f"no complete answer within {self.timeout} s", **where)
+            cause: BaseException | None = None
+        except httpx.TimeoutException as exc:
+            failure = BinanceTimeoutError(
+                f"no answer within {self.timeout} s ({type(exc).__name__})", **where
+            )
+            cause = _without_request(exc, signature)
+        except httpx.RequestError as exc:  # transport errors, undecodable bodies
+            failure = BinanceTransportError(
+                f"request failed: {type(exc).__name__}: {scrub(str(exc), signature)}", **where
+            )
+            cause = _without_request(exc, signature)
+        # Raised here, outside the except blocks, so that httpx's exception (and its
+        # request) is not kept as the implicit __context__ either.
+        raise failure from cause
 
     # -- order counts (per account) ------------------------------------------------
 
@@ -763,10 +835,69 @@ class _Call:
     def str_params(self) -> dict[str, str]:
         return {k: param_str(v) for k, v in self.params.items()}
 
+    @property
+    def describe(self) -> str:
+        return f"{self.market.value} {self.method} {self.path}"
+
+
+def _check_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+
+
+def _check_seconds(name: str, value: object, *, positive: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+
 
 def new_client_order_id() -> str:
     """A fresh ``newClientOrderId`` valid on every market (``^[.A-Z:/a-z0-9_-]{1,36}$``)."""
     return f"aiocea-{secrets.token_hex(12)}"
+
+
+def _server_time(data: Any, call: _Call) -> int:
+    """The ``serverTime`` of a time or exchangeInfo answer, or a response error."""
+    value = data.get("serverTime") if isinstance(data, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise BinanceResponseError.wrong_shape(
+        "an object with an integer serverTime",
+        data,
+        market=call.market.value,
+        method=call.method,
+        path=call.path,
+    )
+
+
+def _order_answer(data: Any, call: _Call) -> Any:
+    """``data`` if it is an order as Binance describes one, else a response error."""
+    if isinstance(data, dict) and "orderId" in data:
+        return data
+    raise BinanceResponseError.wrong_shape(
+        "an order with an orderId",
+        data,
+        market=call.market.value,
+        method=call.method,
+        path=call.path,
+    )
+
+
+def _outcome_unknown(exc: BinanceAPIError) -> bool:
+    """A 5xx, or Binance's "execution status unknown" codes, at any status."""
+    if isinstance(exc, BinanceRateLimitError):
+        return False  # refused before execution
+    return isinstance(exc, BinanceServerError) or exc.code in _STATUS_UNKNOWN_CODES
+
+
+def _without_request(exc: httpx.RequestError, signature: str) -> httpx.RequestError:
+    """The same kind of httpx error, its text scrubbed, with no request attached."""
+    try:
+        return type(exc)(scrub(str(exc), signature))
+    except Exception:  # an httpx error class with another constructor
+        return httpx.TransportError(f"{type(exc).__name__}: {scrub(str(exc), signature)}")
 
 
 def _never_sent(exc: BinanceTransportError) -> bool:
@@ -774,7 +905,7 @@ def _never_sent(exc: BinanceTransportError) -> bool:
     return isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
 
 
-def _retryable(exc: Exception) -> bool:
+def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, BinanceBanError):
         return False
     if isinstance(exc, BinanceTransportError | BinanceServerError | BinanceRateLimitError):
@@ -782,18 +913,49 @@ def _retryable(exc: Exception) -> bool:
     return isinstance(exc, BinanceResponseError) and exc.status >= 500
 
 
-def _scrub(text: str, signature: str) -> str:
-    if signature:
-        text = text.replace(signature, "<redacted>")
-    return text
+def _retry_after(response: httpx.Response, cap: float) -> float | None:
+    """``Retry-After`` in seconds (a number or an HTTP date), within ``[0, cap]``.
 
-
-def _retry_after(response: httpx.Response) -> float | None:
+    The server controls this value: ``inf``, ``1e9`` or a date years away must
+    not pause a market forever, so longer waits are cut to ``cap`` (and the
+    limiter logs it). None when absent or unreadable.
+    """
     value = response.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+    if value is None:
         return None
+    seconds: float | None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = _seconds_until_date(value, response.headers.get("Date"))
+    if seconds is None or math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), cap)
+
+
+def _seconds_until_date(value: str, server_date: str | None) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    now = dt.datetime.now(dt.UTC)
+    if server_date:  # measured against the server's own clock when it says it
+        with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+            now = email.utils.parsedate_to_datetime(server_date)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.UTC)
+    return (when - now).total_seconds()
+
+
+def _api_error_code(data: Any) -> int | None:
+    """Binance's error code when ``data`` is its error payload ``{"code": <int>, "msg": ...}``."""
+    if isinstance(data, dict):
+        code = data.get("code")
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
+    return None
 
 
 def _decode(response: httpx.Response, market: str, method: str, path: str, signature: str) -> Any:
@@ -805,26 +967,34 @@ def _decode(response: httpx.Response, market: str, method: str, path: str, signa
     except ValueError:  # includes UnicodeDecodeError
         data = _NOT_JSON
     where = {"market": market, "method": method, "path": path}
-    if 200 <= status < 300 and data is not _NOT_JSON:
+    code = _api_error_code(data)
+    # A 2xx carrying Binance's error payload is an error; positive codes are
+    # successes some endpoints report this way ({"code": 200, "msg": "success"}).
+    is_error_payload = code is not None and code < 0 and "msg" in data
+    if 200 <= status < 300 and data is not _NOT_JSON and not is_error_payload:
         return data
-    if isinstance(data, dict) and isinstance(data.get("code"), int):
-        code: int = data["code"]
-        msg = _scrub(str(data.get("msg", "")), signature)
+    if code is not None:
+        msg = scrub(str(data.get("msg", "")), signature)
     elif status in (418, 429):
         code, msg = -1003, "rate limit exceeded"
     else:
-        excerpt = _scrub(body[:_EXCERPT_CHARS].decode("utf-8", "replace"), signature)
-        raise BinanceResponseError(status, " ".join(excerpt.split()), **where)
+        # Scrub the whole text before cutting it, so no part of a secret survives the cut.
+        text = scrub(body[: 64 * 1024].decode("utf-8", "replace"), signature)
+        raise BinanceResponseError(status, " ".join(text.split())[:_EXCERPT_CHARS], **where)
     if status == 418:
-        retry_after = _retry_after(response)
         match = _BANNED_UNTIL.search(msg)
         until = int(match.group(1)) if match else None
         raise BinanceBanError(
-            status, code, msg, retry_after=retry_after, banned_until=until, **where
+            status,
+            code,
+            msg,
+            retry_after=_retry_after(response, MAX_BAN_SECONDS),
+            banned_until=until,
+            **where,
         )
     if status == 429:
         raise BinanceRateLimitError(
-            status, code, msg, retry_after=_retry_after(response), **where
+            status, code, msg, retry_after=_retry_after(response, MAX_RATE_LIMIT_PAUSE), **where
         )
     if status >= 500:
         raise BinanceServerError(status, code, msg, **where)

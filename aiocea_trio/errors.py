@@ -8,6 +8,11 @@ signature, so they never reach an exception.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
+
+from ._redact import scrub
+
+_EXCERPT_CHARS: Final = 200
 
 __all__ = [
     "BinanceAPIError",
@@ -121,14 +126,38 @@ class BinanceResponseError(_RequestError):
         excerpt: the start of the body, with anything secret removed.
     """
 
-    def __init__(self, status: int, excerpt: str, *, market: str, method: str, path: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        excerpt: str,
+        *,
+        market: str,
+        method: str,
+        path: str,
+        problem: str = "a body that is not Binance's JSON",
+    ) -> None:
         self.status = status
         self.excerpt = excerpt
         super().__init__(
-            f"HTTP {status} with a body that is not Binance's JSON: {excerpt!r}",
+            f"HTTP {status} with {problem}: {excerpt!r}",
             market=market,
             method=method,
             path=path,
+        )
+
+    @classmethod
+    def wrong_shape(
+        cls, expected: str, data: object, *, status: int = 200, market: str, method: str, path: str
+    ) -> BinanceResponseError:
+        """JSON that parsed but is not what the endpoint answers (``{}`` for a list, ``null``)."""
+        text = scrub(" ".join(repr(data)[:_EXCERPT_CHARS].split()))
+        return cls(
+            status,
+            text,
+            market=market,
+            method=method,
+            path=path,
+            problem=f"JSON of the wrong shape (expected {expected})",
         )
 
 

@@ -14,6 +14,7 @@ Share one limiter between clients that share an IP: pass the same object as
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 
@@ -24,7 +25,22 @@ from .errors import BinanceBanError
 from .markets import Market
 from .weights import DEFAULT_WEIGHT_LIMITS
 
-__all__ = ["LimiterStatistics", "MarketLimits", "MarketStatistics", "RateLimiter"]
+__all__ = [
+    "MAX_BAN_SECONDS",
+    "MAX_RATE_LIMIT_PAUSE",
+    "LimiterStatistics",
+    "MarketLimits",
+    "MarketStatistics",
+    "RateLimiter",
+]
+
+logger = logging.getLogger("aiocea_trio.limits")
+
+#: The longest pause a 429's ``Retry-After`` can impose (s). Binance's windows are
+#: a minute or less for request weight; a longer (or infinite) value is cut to this.
+MAX_RATE_LIMIT_PAUSE: float = 300.0
+#: The longest ban a 418 can impose (s): Binance's bans scale from 2 minutes to 3 days.
+MAX_BAN_SECONDS: float = 3 * 86_400.0
 
 _UNIT_SECONDS = {"S": 1, "M": 60, "H": 3600, "D": 86400}
 _INTERVAL_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
@@ -322,17 +338,46 @@ class RateLimiter:
                 budget.server_seen = max(budget.server_seen, used)
 
     def note_rate_limited(self, market: Market, retry_after: float | None) -> None:
-        """A 429: pause every request to the market for ``Retry-After`` seconds."""
+        """A 429: pause every request to the market for ``Retry-After`` seconds.
+
+        The pause is at most ``MAX_RATE_LIMIT_PAUSE``, whatever the server said.
+        """
         budget = self._budget(market)
         budget.rate_limited += 1
-        pause = retry_after if retry_after is not None else budget.limits.window
+        pause = budget.limits.window
+        if retry_after is not None and not math.isnan(retry_after):
+            pause = max(0.0, retry_after)
+        if pause > MAX_RATE_LIMIT_PAUSE:
+            logger.warning(
+                "%s: 429 asks for a %s s pause; pausing %s s (MAX_RATE_LIMIT_PAUSE)",
+                market.value,
+                retry_after,
+                MAX_RATE_LIMIT_PAUSE,
+            )
+            pause = MAX_RATE_LIMIT_PAUSE
+        else:
+            logger.warning("%s: 429 (rate limit), pausing requests for %.1f s", market.value, pause)
         budget.paused_until = max(budget.paused_until, trio.current_time() + pause)
         budget.server_seen = budget.limits.weight
 
-    def note_banned(self, market: Market, banned_until_ms: int) -> None:
-        """A 418: nothing is sent to the market until the ban ends."""
+    def note_banned(self, market: Market, banned_until_ms: int, now_ms: int | None = None) -> None:
+        """A 418: nothing is sent to the market until the ban ends.
+
+        Given the exchange's ``now_ms``, a ban is cut to ``MAX_BAN_SECONDS`` from now.
+        """
         budget = self._budget(market)
         budget.banned += 1
+        if now_ms is not None:
+            longest = now_ms + int(MAX_BAN_SECONDS * 1000)
+            if banned_until_ms > longest:
+                logger.warning(
+                    "%s: 418 bans until %d ms, over %d s away; cut to MAX_BAN_SECONDS",
+                    market.value,
+                    banned_until_ms,
+                    int(MAX_BAN_SECONDS),
+                )
+                banned_until_ms = longest
+        logger.warning("%s: 418 (IP banned) until %d ms", market.value, banned_until_ms)
         budget.banned_until_ms = max(budget.banned_until_ms or 0, banned_until_ms)
 
     def _ban_error(

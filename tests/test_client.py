@@ -401,8 +401,27 @@ def test_api_key_is_never_sent_over_plain_http_to_a_remote_host() -> None:
     BinanceClient(base_url="http://example.com")
     BinanceClient(KEY, SECRET, base_url="http://127.0.0.1:8080")
     BinanceClient(KEY, SECRET, base_url="http://[::1]:8080")
-    BinanceClient(KEY, SECRET, base_url="http://sim.localhost")
+    BinanceClient(KEY, SECRET, base_url="http://localhost:8080")
     BinanceClient(KEY, SECRET, base_url="http://example.com", allow_insecure_http=True)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://evil.localhost", "http://sim.localhost:80", "http://localhost.evil.com"]
+)
+def test_names_under_localhost_are_not_loopback(url: str) -> None:
+    # Only literal loopback addresses and localhost itself are this machine: a
+    # resolver may send *.localhost anywhere.
+    with pytest.raises(InsecureTransportError, match="allow_insecure_http"):
+        BinanceClient(KEY, SECRET, base_url=url)
+
+
+def test_an_in_process_transport_reaches_no_network() -> None:
+    BinanceClient(
+        KEY,
+        SECRET,
+        base_url="http://sim.localhost",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200)),
+    )
 
 
 async def test_full_plain_http_url_with_a_key_is_refused() -> None:

@@ -94,7 +94,7 @@ async def test_ambiguous_order_failure_is_looked_up_not_resent(
 
     def lookup(request: httpx.Request) -> httpx.Response:
         cid = _params(request)["origClientOrderId"]
-        return httpx.Response(200, json={"clientOrderId": cid, "status": "FILLED"})
+        return httpx.Response(200, json={"orderId": 1, "clientOrderId": cid, "status": "FILLED"})
 
     looked = mock.get(f"{SPOT}/api/v3/order").mock(side_effect=lookup)
     async with _client() as client:
@@ -107,7 +107,7 @@ async def test_ambiguous_order_failure_is_looked_up_not_resent(
         assert client.statistics().order_lookups == 1
     assert placed.call_count == 1
     sent_cid = _params(placed.calls.last.request)["newClientOrderId"]
-    assert order == {"clientOrderId": sent_cid, "status": "FILLED"}
+    assert order == {"orderId": 1, "clientOrderId": sent_cid, "status": "FILLED"}
     assert _params(looked.calls.last.request)["symbol"] == "BTCUSDT"
 
 
@@ -198,14 +198,14 @@ async def test_ambiguous_cancel_of_a_still_open_order_cancels_again(
     mock: respx.MockRouter, autojump_clock: trio.testing.MockClock
 ) -> None:
     cancel = mock.delete(f"{SPOT}/api/v3/order").mock(
-        side_effect=[httpx.ReadTimeout("slow"), httpx.Response(200, json={"status": "CANCELED"})]
+        side_effect=[httpx.ReadTimeout("slow"), httpx.Response(200, json={"orderId": 5, "status": "CANCELED"})]
     )
     mock.get(f"{SPOT}/api/v3/order").respond(json={"orderId": 5, "status": "NEW"})
     async with _client() as client:
         order = await client.request(
             "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": 5}, signed=True
         )
-    assert order == {"status": "CANCELED"}
+    assert order == {"orderId": 5, "status": "CANCELED"}
     assert cancel.call_count == 2
 
 

@@ -27,6 +27,9 @@ class SimTransport(httpx.AsyncBaseTransport):
         client_ip: the address the simulator sees (rate limits are per IP).
     """
 
+    #: No network is involved: the client may send keys over plain http to it.
+    in_process = True
+
     def __init__(self, app: ASGIApp, client_ip: str = "127.0.0.1") -> None:
         self._inner = httpx.ASGITransport(app=app, client=(client_ip, 50000))
 

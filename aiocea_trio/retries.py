@@ -1,0 +1,101 @@
+"""Bounded retries with exponential backoff and jitter, logged under our own names.
+
+The loop is tenacity's, configured per call: its ``before_sleep`` callback logs
+each scheduled retry to the ``aiocea_trio.retries`` logger at INFO, so a script
+that configures no logging prints nothing and a user who wants to see retries
+sets that logger's level (the CLI does with ``-v``). stamina, which wraps
+tenacity, logs to its global hooks (a bare ``stamina.retry_scheduled`` line on
+stderr when logging is not configured) and cannot be scoped to one library.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import attrs
+import tenacity
+import trio
+
+__all__ = ["RetryPolicy"]
+
+_T = TypeVar("_T")
+
+logger = logging.getLogger("aiocea_trio.retries")
+
+
+def _non_negative_finite(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{attribute.name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _attempt_count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{attribute.name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How idempotent requests are retried: a value object, shared freely.
+
+    Attributes:
+        attempts: tries in all, the first included (1: never retry).
+        wait_initial: the first backoff (s); each later one doubles.
+        wait_max: the longest backoff (s), jitter excluded.
+        wait_jitter: up to this many seconds added at random to each backoff, so
+            that many clients failing together do not retry together.
+    """
+
+    attempts: int = attrs.field(default=4, validator=_attempt_count)
+    wait_initial: float = attrs.field(default=0.2, validator=_non_negative_finite)
+    wait_max: float = attrs.field(default=5.0, validator=_non_negative_finite)
+    wait_jitter: float = attrs.field(default=0.2, validator=_non_negative_finite)
+
+    async def run(
+        self,
+        once: Callable[[], Awaitable[_T]],
+        *,
+        retryable: Callable[[BaseException], bool],
+        what: str = "request",
+        on_retry: Callable[[], None] | None = None,
+    ) -> _T:
+        """Await ``once()`` until it returns, a failure is not ``retryable``, or the
+        attempts run out (then the last error is raised as it was)."""
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            if on_retry is not None:
+                on_retry()
+            error = state.outcome.exception() if state.outcome is not None else None
+            wait = state.next_action.sleep if state.next_action is not None else 0.0
+            logger.info(
+                "%s failed (%s); retry %d of %d in %.2f s",
+                what,
+                error,
+                state.attempt_number,
+                self.attempts - 1,
+                wait,
+            )
+
+        def should_retry(error: BaseException) -> bool:
+            # trio.Cancelled and KeyboardInterrupt are BaseExceptions: never retried.
+            return isinstance(error, Exception) and retryable(error)
+
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=tenacity.wait_exponential(multiplier=self.wait_initial, max=self.wait_max)
+            + tenacity.wait_random(0, self.wait_jitter),
+            retry=tenacity.retry_if_exception(should_retry),
+            reraise=True,
+            before_sleep=before_sleep,
+            sleep=trio.sleep,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await once()
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
