@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Self
 import attrs
 import trio
 
+from .._groups import collapse_groups
+from ._checks import check_flag
 from .task import Task, TaskState
 
 __all__ = ["CompositeTask", "GatherTask", "SerialTask"]
@@ -26,6 +28,27 @@ def _checked(tasks: Iterable[object]) -> list[Task]:
             raise TypeError(f"expected a Task, got {t!r} (pass tasks as separate arguments)")
         checked.append(t)
     return checked
+
+
+def _check_unique(owner: Task, children: Iterable[Task]) -> None:
+    """Refuse a tree in which one task object appears twice (or contains `owner`).
+
+    A task holds one result at a time: twice in a gather it would run concurrently with
+    itself, twice in a serial task its second run would overwrite the first's outcome.
+    """
+    seen = {id(owner)}
+    todo = list(children)
+    while todo:
+        task = todo.pop()
+        if id(task) in seen:
+            where = "contains itself" if task is owner else f"holds {task} twice"
+            raise ValueError(
+                f"{type(owner).__name__}: tasks: this tree {where}; a task object holds one "
+                "result at a time, so build one task object per place in the tree"
+            )
+        seen.add(id(task))
+        if isinstance(task, CompositeTask):
+            todo.extend(task.tasks)
 
 
 def remove_by_identity(tasks: list[Task], task: Task) -> None:
@@ -62,8 +85,15 @@ class CompositeTask(Task):
         return type(self)(*tasks, **self._options())
 
     def add_tasks(self, *tasks: Task) -> Self:
-        """Append children in place; returns self for chaining."""
-        self.tasks.extend(_checked(tasks))
+        """Append children in place; returns self for chaining.
+
+        Raises:
+            TypeError: an argument is not a Task.
+            ValueError: a task object would appear twice in this tree.
+        """
+        added = _checked(tasks)
+        _check_unique(self, [*self.tasks, *added])
+        self.tasks.extend(added)
         return self
 
     def __add__(self, task: Task) -> Self:
@@ -125,8 +155,11 @@ class GatherTask(CompositeTask):
         client: Any = None,
         timeout: float | None = None,
     ) -> None:
+        check_flag(self, "return_exceptions", return_exceptions)
+        checked = _checked(tasks)
+        _check_unique(self, checked)
         self.__attrs_init__(
-            _checked(tasks), return_exceptions=return_exceptions, client=client, timeout=timeout
+            checked, return_exceptions=return_exceptions, client=client, timeout=timeout
         )
 
     def _options(self) -> dict[str, Any]:
@@ -146,9 +179,10 @@ class GatherTask(CompositeTask):
                 failed.append(task)
                 scope.cancel()
 
-        async with trio.open_nursery() as nursery:
-            for i, task in enumerate(self.tasks):
-                nursery.start_soon(child, i, task, nursery.cancel_scope, name=str(task))
+        with collapse_groups():  # a child's KeyboardInterrupt comes out bare, not grouped
+            async with trio.open_nursery() as nursery:
+                for i, task in enumerate(self.tasks):
+                    nursery.start_soon(child, i, task, nursery.cancel_scope, name=str(task))
         if failed:
             assert failed[0].error is not None
             raise failed[0].error
@@ -175,8 +209,11 @@ class SerialTask(CompositeTask):
         client: Any = None,
         timeout: float | None = None,
     ) -> None:
+        check_flag(self, "continue_on_error", continue_on_error)
+        checked = _checked(tasks)
+        _check_unique(self, checked)
         self.__attrs_init__(
-            _checked(tasks), continue_on_error=continue_on_error, client=client, timeout=timeout
+            checked, continue_on_error=continue_on_error, client=client, timeout=timeout
         )
 
     def _options(self) -> dict[str, Any]:

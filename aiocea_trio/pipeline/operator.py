@@ -13,7 +13,6 @@ result the consumer is still reading, without copying anything.
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -22,6 +21,8 @@ from typing import Any, Self, cast
 import attrs
 import trio
 
+from .._groups import collapse_groups, open_nursery
+from . import _checks
 from .queues import TaskQueue, TaskRing, TaskSource
 from .task import Task, TaskFailedError, TaskState
 
@@ -151,14 +152,8 @@ class CompletedChannel(trio.abc.ReceiveChannel[Task]):
             self._held = None
 
 
-def _check_concurrency(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if not isinstance(value, int) or value < 1:
-        raise ValueError("max_concurrency must be an int >= 1")
-
-
-def _check_interval(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError("exec_interval must be a finite number of seconds >= 0")
+def _exec_interval(value: float) -> float:
+    return _checks.check_seconds("Operator", "exec_interval", value, zero_ok=True)
 
 
 @attrs.define(eq=False)
@@ -182,11 +177,9 @@ class Operator:
     """
 
     client: Any = attrs.field(default=None)
-    max_concurrency: int = attrs.field(default=1, kw_only=True, validator=_check_concurrency)
-    exec_interval: float = attrs.field(
-        default=0.0, kw_only=True, converter=float, validator=_check_interval
-    )
-    stop_on_error: bool = attrs.field(default=False, kw_only=True)
+    max_concurrency: int = attrs.field(default=1, kw_only=True, validator=_checks.count())
+    exec_interval: float = attrs.field(default=0.0, kw_only=True, converter=_exec_interval)
+    stop_on_error: bool = attrs.field(default=False, kw_only=True, validator=_checks.flag())
     _queues: list[TaskSource] = attrs.field(factory=list, init=False)
     _running: bool = attrs.field(default=False, init=False, repr=False)
 
@@ -243,22 +236,21 @@ class Operator:
         """Stream finished tasks: `async with op.completed() as channel: async for t in ...`.
 
         Leaving the block (normally, by `break`, or with an exception) cancels whatever is
-        still running; exceptions from the block come out as they are, not in a group.
+        still running. Errors come out as they happened, never wrapped in a group for
+        one: an exception from the block (a `KeyboardInterrupt` included) comes out as
+        itself, as does one from a queue or a worker; only errors that really happened at
+        the same moment come out together, as one flat `ExceptionGroup`. See
+        "Errors out of `completed()`" in docs/pipeline.md.
         """
         if self._running:  # before the nursery, so that it is not wrapped in a group
             raise RuntimeError("this Operator is already running")
-        body_error: Exception | None = None
-        async with trio.open_nursery() as nursery:
+        async with open_nursery() as nursery:
             channel = cast(CompletedChannel, await nursery.start(self.serve))
             try:
                 yield channel
-            except Exception as exc:  # re-raised below, outside the nursery, unwrapped
-                body_error = exc
             finally:
                 channel.close()
                 nursery.cancel_scope.cancel()
-        if body_error is not None:
-            raise body_error
 
     def _new_run(self, out: trio.MemorySendChannel[Task] | None) -> _Run:
         if self._running:
@@ -281,9 +273,10 @@ class Operator:
                 if self.max_concurrency == 1:
                     await self._worker(run)  # no nursery needed for one worker
                 else:
-                    async with trio.open_nursery() as nursery:
-                        for i in range(self.max_concurrency):
-                            nursery.start_soon(self._worker, run, name=f"operator worker {i}")
+                    with collapse_groups():
+                        async with trio.open_nursery() as nursery:
+                            for i in range(self.max_concurrency):
+                                nursery.start_soon(self._worker, run, name=f"operator worker {i}")
         finally:
             self._running = False
 

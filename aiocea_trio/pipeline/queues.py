@@ -13,13 +13,13 @@ A `live=True` queue does not end when it runs dry: it waits for more tasks until
 from __future__ import annotations
 
 import collections
-import math
 from collections.abc import Iterator
 from typing import ClassVar, Protocol, Self
 
 import attrs
 import trio
 
+from . import _checks
 from .composite import remove_by_identity
 from .task import Task
 
@@ -38,7 +38,7 @@ class TaskSource(Protocol):
 class _BaseQueue:
     """Storage, operators, listing and live feeding shared by the three queues."""
 
-    live: bool = attrs.field(default=False, kw_only=True)
+    live: bool = attrs.field(default=False, kw_only=True, validator=_checks.flag())
     """Wait for more tasks when empty instead of ending, until `close()`."""
     _tasks: collections.deque[Task] = attrs.field(factory=collections.deque, init=False)
     _closed: bool = attrs.field(default=False, init=False)
@@ -166,14 +166,8 @@ class TaskStack(_BaseQueue):
 _CHECKPOINT_EVERY = 64
 
 
-def _check_iter_num(instance: object, attribute: attrs.Attribute[int | None], v: object) -> None:
-    if v is not None and (not isinstance(v, int) or v < 0):
-        raise ValueError("iter_num must be None (forever) or an int >= 0")
-
-
-def _check_interval(instance: object, attribute: attrs.Attribute[float], v: float) -> None:
-    if not (v >= 0 and math.isfinite(v)):
-        raise ValueError(f"{attribute.name} must be a finite number of seconds >= 0")
+def _iter_interval(value: float) -> float:
+    return _checks.check_seconds("TaskRing", "iter_interval", value, zero_ok=True)
 
 
 @attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
@@ -192,8 +186,10 @@ class TaskRing(_BaseQueue):
     cycle; the operator never re-executes one while a consumer still holds it.
     """
 
-    iter_num: int | None = attrs.field(default=None, validator=_check_iter_num)
-    iter_interval: float = attrs.field(default=0.0, converter=float, validator=_check_interval)
+    iter_num: int | None = attrs.field(
+        default=None, validator=_checks.count(minimum=0, optional=True)
+    )
+    iter_interval: float = attrs.field(default=0.0, converter=_iter_interval)
     _cycle: tuple[Task, ...] | None = attrs.field(default=None, init=False, repr=False)
     _pos: int = attrs.field(default=0, init=False, repr=False)
     _cycles_done: int = attrs.field(default=0, init=False, repr=False)

@@ -16,6 +16,8 @@ from typing import Any, overload
 import attrs
 import trio
 
+from ._checks import check_seconds
+
 __all__ = [
     "FunctionTask",
     "Task",
@@ -75,7 +77,7 @@ class Task:
     client: Any = attrs.field(default=None, kw_only=True, repr=False)
     """Client used instead of the operator's one (several API keys in one pipeline)."""
     timeout: float | None = attrs.field(default=None, kw_only=True)
-    """Seconds this task may run; past it the task fails with `TaskTimeoutError`."""
+    """Seconds this task may run (finite, > 0); past it the task fails with `TaskTimeoutError`."""
 
     state: TaskState = attrs.field(default=TaskState.PENDING, init=False)
     result: Any = attrs.field(default=None, init=False, repr=False)
@@ -88,8 +90,8 @@ class Task:
     def __attrs_post_init__(self) -> None:
         # Checked here rather than by an attrs validator: a validator would make attrs
         # hook every setattr, slowing down each outcome `execute` records.
-        if self.timeout is not None and not self.timeout > 0:
-            raise ValueError("timeout must be a positive number of seconds or None")
+        if self.timeout is not None:
+            check_seconds(self, "timeout", self.timeout, zero_ok=False)
 
     async def run(self, client: Any) -> Any:
         """Do the work and return the result; override this.
@@ -114,7 +116,18 @@ class Task:
 
         Returns:
             The result, or None if the task failed.
+
+        Raises:
+            RuntimeError: this task object is already running (started elsewhere and not
+                finished); nothing is recorded, the run in progress is left alone.
         """
+        if self.state is TaskState.RUNNING:
+            # Checked before anything is touched: the run in progress owns the outcome.
+            raise RuntimeError(
+                f"task {self} is already running: one task object runs once at a time "
+                "(a task placed in two queues or operators that run at once, or a composite "
+                "holding it twice); build one task object per use"
+            )
         use = self.client if self.client is not None else client
         self.state = TaskState.RUNNING
         self.result = None
