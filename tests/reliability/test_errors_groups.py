@@ -53,7 +53,7 @@ class Raise(Task):
     gate: trio.Event | None = None
 
     async def run(self, client: Any) -> Any:
-        await (trio.sleep(1) if self.gate is None else self.gate.wait())
+        await wait_for(self.gate)
         raise self.exc
 
 
@@ -66,11 +66,25 @@ class RaisingSource:
     gate: trio.Event | None = None
 
     async def next_task(self) -> Task | None:
-        await (trio.sleep(1) if self.gate is None else self.gate.wait())
+        await wait_for(self.gate)
         if self.ok > 0:
             self.ok -= 1
             return Sleep()
         raise self.exc
+
+
+async def wait_for(gate: trio.Event | None) -> None:
+    if gate is None:
+        await trio.sleep(1)
+    else:
+        await gate.wait()
+
+
+async def drain(op: Operator) -> None:
+    """Consume a whole stream."""
+    async with op.completed() as channel:
+        async for _ in channel:
+            pass
 
 
 async def open_gate_after(gate: trio.Event, seconds: float) -> None:
@@ -107,11 +121,13 @@ async def real_cancelled() -> trio.Cancelled:
 async def test_one_exception_from_the_block_comes_out_bare(
     autojump_clock: Any, concurrency: int, error: BaseException
 ) -> None:
-    op = ring(Operator(max_concurrency=concurrency))
-    with pytest.raises(type(error)) as info:
-        async with op.completed() as channel:
+    async def consume() -> None:
+        async with ring(Operator(max_concurrency=concurrency)).completed() as channel:
             await channel.receive()
             raise error
+
+    with pytest.raises(type(error)) as info:
+        await consume()
     assert info.value is error
 
 
@@ -120,32 +136,42 @@ async def test_keyboard_interrupt_while_waiting_in_async_for_comes_out_bare(
     autojump_clock: Any, concurrency: int
 ) -> None:
     """As Ctrl-C arrives in the CLI: trio raises it in the main task, which waits in the loop."""
-    op = ring(Operator(max_concurrency=concurrency))
-    with pytest.raises(KeyboardInterrupt):
-        async with op.completed() as channel:
+
+    async def consume() -> None:
+        async with ring(Operator(max_concurrency=concurrency)).completed() as channel:
             async for task in channel:
                 if trio.current_time() >= 2:
                     raise KeyboardInterrupt
                 assert task.state is TaskState.DONE
+
+    with pytest.raises(KeyboardInterrupt):
+        await consume()
 
 
 async def test_an_exception_group_from_the_block_comes_out_as_it_went_in(
     autojump_clock: Any,
 ) -> None:
     mine = ExceptionGroup("mine", [ValueError("a")])
-    with pytest.raises(ExceptionGroup) as info:
+
+    async def consume() -> None:
         async with ring(Operator(max_concurrency=2)).completed():
             raise mine
+
+    with pytest.raises(ExceptionGroup) as info:
+        await consume()
     assert info.value is mine
 
 
 async def test_the_bare_exception_keeps_its_own_context(autojump_clock: Any) -> None:
-    with pytest.raises(ValueError, match="second") as info:
+    async def consume() -> None:
         async with ring(Operator()).completed():
             try:
                 raise KeyError("first")
             except KeyError:
                 raise ValueError("second")  # noqa: B904 - chained implicitly on purpose
+
+    with pytest.raises(ValueError, match="second") as info:
+        await consume()
     assert isinstance(info.value.__context__, KeyError)
 
 
@@ -161,11 +187,7 @@ async def test_one_exception_from_a_queue_comes_out_bare(
         await Operator(max_concurrency=concurrency).add_queue(RaisingSource(error, ok=3)).run()
     assert info.value is error
     with pytest.raises(type(error)) as info:
-        async with Operator(max_concurrency=concurrency).add_queue(
-            RaisingSource(error, ok=3)
-        ).completed() as channel:
-            async for _ in channel:
-                pass
+        await drain(Operator(max_concurrency=concurrency).add_queue(RaisingSource(error, ok=3)))
     assert info.value is error
 
 
@@ -181,9 +203,7 @@ async def test_a_base_exception_from_a_task_comes_out_bare(
         await Operator(max_concurrency=concurrency).add_queue(queue()).run()
     assert info.value is error
     with pytest.raises(type(error)) as info:
-        async with Operator(max_concurrency=concurrency).add_queue(queue()).completed() as ch:
-            async for _ in ch:
-                pass
+        await drain(Operator(max_concurrency=concurrency).add_queue(queue()))
     assert info.value is error
 
 
@@ -211,12 +231,16 @@ async def test_errors_at_the_same_moment_come_out_as_one_flat_group(
     """
     gate = trio.Event()
     src = RaisingSource(ValueError("source"), gate=gate)
+
+    async def consume() -> None:
+        async with Operator(max_concurrency=concurrency).add_queue(src).completed():
+            await gate.wait()
+            raise KeyError("block")
+
     async with trio.open_nursery() as outside:
         outside.start_soon(open_gate_after, gate, 1)
         with pytest.raises(ExceptionGroup) as info:
-            async with Operator(max_concurrency=concurrency).add_queue(src).completed():
-                await gate.wait()
-                raise KeyError("block")
+            await consume()
     group = info.value
     assert sorted(type(e).__name__ for e in group.exceptions) == ["KeyError", "ValueError"]
     assert not any(isinstance(e, BaseExceptionGroup) for e in group.exceptions)
@@ -272,11 +296,12 @@ async def test_an_outer_cancel_reaches_run_and_a_gather(
 
 
 async def test_an_outer_fail_after_raises_too_slow(autojump_clock: Any) -> None:
-    with pytest.raises(trio.TooSlowError):
+    async def consume() -> None:
         with trio.fail_after(2):
-            async with ring(Operator(max_concurrency=2)).completed() as channel:
-                async for _ in channel:
-                    pass
+            await drain(ring(Operator(max_concurrency=2)))
+
+    with pytest.raises(trio.TooSlowError):
+        await consume()
 
 
 async def test_cancelled_beside_one_real_error_gives_the_real_error() -> None:
