@@ -18,6 +18,7 @@ import attrs
 
 from .._params import param_str
 from ..markets import Market
+from ..pipeline import _checks
 from ..pipeline.task import Task
 from ..weights import request_weight
 from ._validate import (
@@ -154,6 +155,23 @@ def subject(
 def about(what: str, who: str | None) -> str:
     """`"BTCUSDT ticker price"`, or `"ticker price, all symbols"` when nobody is named."""
     return f"{who} {what}" if who else f"{what}, all symbols"
+
+
+def flag_converter(value: object) -> object:
+    """Binance's words for a flag, ``"true"``/``"false"`` (any case), become a bool.
+
+    Anything else passes through to `_checks.flag`, which refuses what is not a bool: a
+    flag given as ``"no"`` or ``1`` would otherwise be sent, or read, as true.
+    """
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+def _flag_field() -> Any:
+    return attrs.field(
+        default=None, converter=flag_converter, validator=_checks.flag(optional=True)
+    )
 
 
 def symbols_converter(value: object) -> object:
@@ -513,8 +531,8 @@ class FuturesOrderTask(OrderTask):
     positionSide: str | None = attrs.field(
         default=None, validator=check_enum("BOTH", "LONG", "SHORT", optional=True)
     )
-    reduceOnly: bool | None = attrs.field(default=None)
-    closePosition: bool | None = attrs.field(default=None)
+    reduceOnly: bool | None = _flag_field()
+    closePosition: bool | None = _flag_field()
     activationPrice: str | None = attrs.field(
         default=None, converter=decimal_text, validator=check_decimal
     )
@@ -524,7 +542,7 @@ class FuturesOrderTask(OrderTask):
     workingType: str | None = attrs.field(
         default=None, validator=check_enum("MARK_PRICE", "CONTRACT_PRICE", optional=True)
     )
-    priceProtect: bool | None = attrs.field(default=None)
+    priceProtect: bool | None = _flag_field()
     priceMatch: str | None = attrs.field(default=None)
     selfTradePreventionMode: str | None = attrs.field(default=None)
 
