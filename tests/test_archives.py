@@ -30,6 +30,7 @@ from aiocea_trio import (
 )
 from aiocea_trio.archives import (
     ArchiveChecksumError,
+    ArchiveCorruptError,
     ArchiveNotFoundError,
     KlineBlock,
     kline_block,
@@ -209,6 +210,73 @@ async def test_the_cache_makes_a_second_run_download_nothing(
     assert len(first) == 31
     assert route.call_count == 1
     assert len(mock.calls) == 2  # the zip and its CHECKSUM, once
+
+
+def _crc_broken(data: bytes) -> bytes:
+    """``data`` with both CRC-32 fields flipped: the zip opens, its CSV fails the CRC."""
+    info = zipfile.ZipFile(io.BytesIO(data)).infolist()[0]
+    broken = bytearray(data)
+    for at in (info.header_offset + 14, data.rindex(b"PK\x01\x02") + 16):
+        broken[at] ^= 0xFF
+    return bytes(broken)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "crc", "garbage"])
+@pytest.mark.parametrize("to_file", [False, True])
+async def test_a_corrupt_cached_archive_is_fetched_again(
+    damage: str,
+    to_file: bool,
+    mock: respx.MockRouter,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    serve_rest(mock)
+    path = "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip"
+    good = zipped(month_rows(2024, 5))
+    route = publish(mock, path, good)
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    cache = tmp_path / "cache"
+    first = await _download(start="2024-05-01", end="2024-06-01", cache_dir=cache)
+    cached = cache / path.lstrip("/")
+    damaged = {"truncated": good[: len(good) // 2], "crc": _crc_broken(good), "garbage": b"x" * 99}
+    cached.write_bytes(damaged[damage])  # a torn write, a bad disk
+    if to_file:
+        await _to_file(tmp_path / "out.csv", start="2024-05-01", end="2024-06-01", cache_dir=cache)
+        lines = (tmp_path / "out.csv").read_text().splitlines()[1:]
+        assert [line.split(",") for line in lines] == [[str(v) for v in r] for r in first]
+    else:
+        again = await _download(start="2024-05-01", end="2024-06-01", cache_dir=cache)
+        assert again == first
+    assert route.call_count == 2  # fetched again, once
+    assert cached.read_bytes() == good  # and the cache holds the good copy again
+
+
+async def test_an_archive_corrupt_even_when_fetched_again_is_an_error_naming_it(
+    mock: respx.MockRouter,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    serve_rest(mock)
+    path = "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip"
+    bad = _crc_broken(zipped(month_rows(2024, 5)))
+    route = publish(mock, path, bad)  # its CHECKSUM matches: the publisher's copy is bad
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    cache = tmp_path / "cache"
+    cached = cache / path.lstrip("/")
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(bad)
+    with pytest.raises(ArchiveCorruptError) as info:
+        await _download(start="2024-05-01", end="2024-06-01", cache_dir=cache)
+    assert info.value.name == "BTCUSDT-1d-2024-05.zip"
+    assert "BTCUSDT-1d-2024-05.zip" in str(info.value)
+    assert str(cached) in str(info.value)
+    assert route.call_count == 1  # the cached copy, then one fresh fetch
+    assert not cached.exists()  # a damaged copy is never kept
+    # Without a cache: the fresh copy alone, and the same error.
+    with pytest.raises(ArchiveCorruptError, match=r"BTCUSDT-1d-2024-05\.zip cannot be unzipped"):
+        await _download(start="2024-05-01", end="2024-06-01")
 
 
 async def test_unzip_and_parse_run_in_a_worker_thread(
