@@ -357,9 +357,17 @@ def _check_kline_args(
     interval_ms(interval)  # validates
     if source not in ("auto", "rest", "archive"):
         raise ValueError(f"source must be 'auto', 'rest' or 'archive'; got {source!r}")
-    if max_concurrency < 1:
-        raise ValueError("max_concurrency must be at least 1")
+    _check_count("max_concurrency", max_concurrency)
     return market, lo, hi
+
+
+def _check_count(name: str, value: object) -> int:
+    """An int >= 1 (``True``, ``2.0`` or NaN are refused here, not deep inside trio)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int; got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1; got {value!r}")
+    return value
 
 
 def _check_kline_page(rows: object, market: Market, path: str) -> list[Row]:
@@ -519,7 +527,8 @@ async def _kline_batches(
     market, lo, hi = _check_kline_args(
         symbol, interval, start, end, market, source, max_concurrency
     )
-    limit = page_size or best_kline_page_size(market)
+    limit = best_kline_page_size(market) if page_size is None else page_size
+    _check_count("page_size", limit)
     if not 1 <= limit <= _MAX_KLINE_LIMIT[market]:
         raise ValueError(f"page_size must be in 1..{_MAX_KLINE_LIMIT[market]}; got {limit}")
     # Nothing is asked past the candle open now: a future ``end`` costs no weight.
@@ -730,6 +739,11 @@ async def download_klines(
     they say otherwise). The result's ``gaps`` lists stretches with no rows.
     ``source``, ``archive_url`` and ``cache_dir`` are as in ``open_kline_stream``:
     by default whole past months and days come from Binance's zip archives.
+    Nothing is asked past the exchange's now; the rest of the range is a trailing gap.
+
+    Raises:
+        ValueError: before any request: a symbol outside Binance's alphabet, a time
+            outside 2017..2100 (the message suggests the unit), ``start >= end``.
     """
     gaps: list[Gap] = []
     rows: list[Row] = []
@@ -1064,11 +1078,13 @@ async def download_agg_trades(
     klines: ``source``, ``archive_url``, ``cache_dir``). For the rest, Binance
     allows at most an hour per time-range query, so the range is cut in hours
     fetched concurrently; within an hour, pages follow by ``fromId``.
+
+    Raises:
+        ValueError: as ``download_klines``, before any request.
     """
     market = Market(market)
     lo, hi = _time_range(symbol, start, end)
-    if max_concurrency < 1:
-        raise ValueError("max_concurrency must be at least 1")
+    _check_count("max_concurrency", max_concurrency)
     path = _AGG_PATHS[market]
     hi = max(lo, _fetch_end(client, hi))  # no trade can be later than now
     plan = _archive_plan(
@@ -1180,6 +1196,9 @@ async def download_funding_rates(
 
     Funding happens every few hours, so a page of 1000 covers most of a year:
     pages follow one another by time.
+
+    Raises:
+        ValueError: as ``download_klines``, before any request.
     """
     market = Market(market)
     if market not in _FUNDING_PATHS:

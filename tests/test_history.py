@@ -168,3 +168,22 @@ async def test_bad_arguments_are_refused_before_any_request() -> None:
     with pytest.raises(ValueError, match="source"):
         await download_klines(exchange, "BTCUSDT", "1m", T0, T0 + 1, source="ftp")
     assert exchange.calls == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"max_concurrency": True}, TypeError, r"max_concurrency must be an int; got True"),
+        ({"max_concurrency": 2.0}, TypeError, r"max_concurrency must be an int"),
+        ({"max_concurrency": 0}, ValueError, r"max_concurrency must be at least 1; got 0"),
+        ({"page_size": float("nan")}, TypeError, r"page_size must be an int"),
+        ({"page_size": 0}, ValueError, r"page_size must be at least 1"),
+    ],
+)
+async def test_loose_types_are_refused_naming_the_parameter(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    exchange = HoleyExchange([])
+    with pytest.raises(error, match=match):
+        await download_klines(exchange, "BTCUSDT", "1m", T0, T0 + MINUTE, **kwargs)
+    assert exchange.calls == []
