@@ -72,6 +72,48 @@ class _DropResponse(Response):
         raise SimulatedDisconnect("simulated dropped connection")
 
 
+class _DripResponse(Response):
+    """Sends the body one byte every ``interval`` seconds (a drip-feeding server)."""
+
+    def __init__(self, body: bytes, status: int, headers: Mapping[str, str], interval: float):
+        super().__init__(
+            body, status_code=status, headers=dict(headers), media_type="application/json"
+        )
+        self.interval = interval
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        body = bytes(self.body)
+        for i in range(len(body)):
+            await trio.sleep(self.interval)
+            more = i + 1 < len(body)
+            await send({"type": "http.response.body", "body": body[i : i + 1], "more_body": more})
+        if not body:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+_HTML_200 = (
+    b"<!DOCTYPE html><html><head><title>Binance</title></head>"
+    b"<body><h1>System maintenance</h1><p>Please try again later.</p></body></html>"
+)
+_HTML_408 = (
+    b"<html><head><title>408 Request Time-out</title></head><body><h1>408 Request Time-out</h1>"
+    b"Your browser didn't send a complete request in time.</body></html>"
+)
+
+
+def _garbage(kind: str, real: bytes, headers: Mapping[str, str]) -> Response:
+    """The answer of a ``garbage_rate`` fault (see ``faults.GARBAGE_KINDS``)."""
+    if kind == "html200":
+        return Response(_HTML_200, status_code=200, media_type="text/html")
+    if kind == "html408":
+        return Response(_HTML_408, status_code=408, media_type="text/html")
+    body = real[: max(1, len(real) // 2)] if kind == "truncated200" else b""
+    return Response(body, status_code=200, headers=dict(headers), media_type="application/json")
+
+
 def parse_params(query: bytes, body: bytes) -> dict[str, str]:
     """Merge query and form body parameters; the query wins a clash, duplicates are -1101."""
     out: dict[str, str] = {}
@@ -876,11 +918,19 @@ class SimApp:
             return self._reply(404, {"code": -1000, "msg": "Unknown path."}, headers)
         placement = counts_as_order(market, method, path)
         is_order = placement or (method in ("POST", "DELETE") and path.endswith("/order"))
-        decision = sim.fault_injector.decide(path, is_order, placement)
+        elapsed_s = (now - sim.clock.initial_ms()) / 1000.0
+        decision = sim.fault_injector.decide(path, is_order, placement, elapsed_s)
         if decision.drop:
             return _DropResponse()
         if decision.error:
             return self._reply(503, {"code": -1006, "msg": _STATUS_UNKNOWN}, headers)
+        if decision.rate_limited is not None:
+            retry = {"Retry-After": f"{decision.rate_limited:g}"}
+            msg = "Too much request weight used; please use WebSocket Streams for live updates."
+            return self._reply(429, {"code": -1003, "msg": msg}, {**headers, **retry})
+        if decision.error_in_200:
+            msg = "An unknown error occurred while processing the request."
+            return self._reply(200, {"code": -1000, "msg": msg}, headers)
         ctx = Ctx(method, path, market, params, now)
         try:
             if params_error is not None:
@@ -913,6 +963,12 @@ class SimApp:
             headers[limiter.header] = str(limiter.refund(market, ip, weight, ctx.now_ms))
         if decision.lose_response and placement:
             return _DropResponse()
+        if decision.garbage is not None:
+            return _garbage(decision.garbage, _dumps(result), headers)
+        if decision.slow_response:
+            await trio.sleep(decision.slow_response)
+        if decision.drip_interval:
+            return _DripResponse(_dumps(result), 200, headers, decision.drip_interval)
         return self._reply(200, result, headers)
 
     def _authenticate(
