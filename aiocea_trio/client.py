@@ -366,15 +366,14 @@ class BinanceClient:
     async def sync_time(self, market: Market | str = Market.SPOT) -> int:
         """Measure the server-time offset (ms) and use it for every later signature.
 
-        One GET of the market's ``time`` endpoint (weight 1); the offset is the
-        server time minus the midpoint of the local send and receive times.
+        One GET of the market's ``time`` endpoint (weight 1, retried like any GET);
+        the offset is the server time minus the midpoint of the local send and
+        receive times of the try that succeeded.
         """
         self._require_open()
         market = Market(market)
-        before = self.local_time_ms()
         call = _Call("GET", self._bases[market], _TIME_PATHS[market], market, {}, "", False)
-        data = await self._send(call)
-        after = self.local_time_ms()
+        before, data, after = await self._timed_get_with_retries(call)
         server = _server_time(data, call)
         self._set_offset(server - (before + after) // 2, share=True)
         self._last_sync = trio.current_time()
@@ -526,6 +525,9 @@ class BinanceClient:
         """
         last: BinanceError | None = None
         for _ in range(self.order_attempts):
+            # A failure here (a clock sync that cannot reach the exchange) is raised as
+            # it is: the order has not been sent, so there is nothing to look up.
+            await self._prepare(call)
             try:
                 return _order_answer(await self._attempt(call), call)
             except BinanceTransportError as exc:
@@ -572,11 +574,15 @@ class BinanceClient:
         except BinanceError as exc:
             raise OrderStatusUnknownError(cause, ident, market=call.market.value) from exc
 
-    async def _attempt(self, call: _Call) -> Any:
-        """One logical try: limits known, clock synced, one re-sync on -1021."""
+    async def _prepare(self, call: _Call) -> None:
+        """What a request needs before it is sent: the limits, and a synced clock."""
         await self._ensure_limits(call.market)
         if call.signed:
             await self._ensure_time_synced(call.market)
+
+    async def _attempt(self, call: _Call) -> Any:
+        """One logical try: limits known, clock synced, one re-sync on -1021."""
+        await self._prepare(call)
         try:
             return await self._send(call)
         except BinanceAPIError as exc:
@@ -873,11 +879,21 @@ def _server_time(data: Any, call: _Call) -> int:
 
 
 def _order_answer(data: Any, call: _Call) -> Any:
-    """``data`` if it is an order as Binance describes one, else a response error."""
+    """``data`` if it is the order ``call`` is about, as Binance describes one; else
+    a response error (so an order request treats it as "outcome unknown").
+
+    A new order's answer and a look-up's must name the client order id that was
+    sent or asked for: an answer about another order settles nothing.
+    """
     if isinstance(data, dict) and "orderId" in data:
-        return data
+        asked = {
+            "POST": call.params.get("newClientOrderId"),
+            "GET": call.params.get("origClientOrderId"),
+        }.get(call.method)
+        if asked is None or str(data.get("clientOrderId")) == str(asked):
+            return data
     raise BinanceResponseError.wrong_shape(
-        "an order with an orderId",
+        "the order that was sent, with its orderId",
         data,
         market=call.market.value,
         method=call.method,

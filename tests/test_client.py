@@ -134,7 +134,14 @@ async def test_signed_request_follows_binance_rules(
     mock: respx.MockRouter, autojump_clock: trio.testing.MockClock
 ) -> None:
     mock.get("https://api.binance.com/api/v3/time").respond(json={"serverTime": 1_700_000_000_000})
-    route = mock.post("https://api.binance.com/api/v3/order").respond(json={"orderId": 1})
+    route = mock.post("https://api.binance.com/api/v3/order").mock(
+        side_effect=lambda request: httpx.Response(
+            200,
+            json={"orderId": 1, "clientOrderId": dict(parse_qsl(request.url.query.decode()))[
+                "newClientOrderId"
+            ]},
+        )
+    )
     async with _client(KEY, SECRET, recv_window=7000) as client:
         await client.request(
             "POST",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 import httpx
@@ -33,6 +34,16 @@ def _client(**kwargs: object) -> BinanceClient:
 
 def _params(request: httpx.Request) -> dict[str, str]:
     return dict(parse_qsl(request.url.query.decode()))
+
+
+def _accepted(order_id: int) -> Callable[[httpx.Request], httpx.Response]:
+    """Binance's answer to a new order: it names the client order id that was sent."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        cid = _params(request)["newClientOrderId"]
+        return httpx.Response(200, json={"orderId": order_id, "clientOrderId": cid})
+
+    return answer
 
 
 @pytest.fixture
@@ -115,7 +126,7 @@ async def test_order_missing_on_the_exchange_is_resent_with_the_same_id(
     mock: respx.MockRouter, autojump_clock: trio.testing.MockClock
 ) -> None:
     placed = mock.post(f"{SPOT}/api/v3/order").mock(
-        side_effect=[UNKNOWN, httpx.Response(200, json={"orderId": 7})]
+        side_effect=[UNKNOWN, _accepted(7)]
     )
     mock.get(f"{SPOT}/api/v3/order").mock(return_value=NO_ORDER)
     async with _client() as client:
@@ -126,7 +137,7 @@ async def test_order_missing_on_the_exchange_is_resent_with_the_same_id(
              "newClientOrderId": "mine-1"},
             signed=True,
         )
-    assert order == {"orderId": 7}
+    assert order == {"orderId": 7, "clientOrderId": "mine-1"}
     assert [_params(c.request)["newClientOrderId"] for c in placed.calls] == ["mine-1", "mine-1"]
 
 
@@ -153,7 +164,7 @@ async def test_order_connect_error_is_resent_without_lookup(
     mock: respx.MockRouter, autojump_clock: trio.testing.MockClock
 ) -> None:
     placed = mock.post(f"{SPOT}/api/v3/order").mock(
-        side_effect=[httpx.ConnectError("refused"), httpx.Response(200, json={"orderId": 1})]
+        side_effect=[httpx.ConnectError("refused"), _accepted(1)]
     )
     looked = mock.get(f"{SPOT}/api/v3/order")
     async with _client() as client:

@@ -55,6 +55,16 @@ def _signatures(route: respx.Route) -> list[str]:
     return [_params(call.request)["signature"] for call in route.calls]
 
 
+def _accepted(order_id: int) -> Callable[[httpx.Request], httpx.Response]:
+    """Binance's answer to a new order: it names the client order id that was sent."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        cid = _params(request)["newClientOrderId"]
+        return httpx.Response(200, json={"orderId": order_id, "clientOrderId": cid})
+
+    return answer
+
+
 @pytest.fixture
 def mock() -> respx.MockRouter:
     with respx.mock(assert_all_called=False) as router:
@@ -221,7 +231,9 @@ async def test_a_dripping_server_cannot_hold_a_request_past_its_timeout(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     transport = httpx.MockTransport(_dripping(b'{"serverTime": 1700000000000}' * 20))
-    async with _client(transport=transport, timeout=5, base_url="http://127.0.0.1:1") as client:
+    async with _client(
+        transport=transport, timeout=5, retries=0, base_url="http://127.0.0.1:1"
+    ) as client:
         start = trio.current_time()
         with pytest.raises(BinanceTimeoutError, match="5"):
             await client.sync_time()
@@ -289,12 +301,12 @@ async def test_a_malformed_order_answer_with_no_such_order_is_resent_with_the_sa
     mock: respx.MockRouter, autojump_clock: trio.testing.MockClock
 ) -> None:
     placed = mock.post(f"{SPOT}/api/v3/order").mock(
-        side_effect=[httpx.Response(200, text="<html/>"), httpx.Response(200, json={"orderId": 3})]
+        side_effect=[httpx.Response(200, text="<html/>"), _accepted(3)]
     )
     mock.get(f"{SPOT}/api/v3/order").mock(return_value=NO_ORDER)
     async with _client() as client:
         order = await client.request("POST", "/api/v3/order", ORDER, signed=True)
-    assert order == {"orderId": 3}
+    assert order["orderId"] == 3
     ids = [_params(c.request)["newClientOrderId"] for c in placed.calls]
     assert len(ids) == 2
     assert ids[0] == ids[1]
