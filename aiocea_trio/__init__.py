@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .archives import ArchiveChecksumError as ArchiveChecksumError
+from .archives import ArchiveCorruptError as ArchiveCorruptError
 from .archives import ArchiveNotFoundError as ArchiveNotFoundError
 from .client import BinanceClient as BinanceClient
 from .client import ClientStatistics as ClientStatistics
@@ -33,6 +34,8 @@ from .history import download_funding_rates as download_funding_rates
 from .history import download_klines as download_klines
 from .history import download_klines_to_file as download_klines_to_file
 from .history import open_kline_stream as open_kline_stream
+from .limits import MAX_BAN_SECONDS as MAX_BAN_SECONDS
+from .limits import MAX_RATE_LIMIT_PAUSE as MAX_RATE_LIMIT_PAUSE
 from .limits import LimiterStatistics as LimiterStatistics
 from .limits import MarketLimits as MarketLimits
 from .limits import MarketStatistics as MarketStatistics
@@ -55,6 +58,7 @@ from .pipeline import TaskStack as TaskStack
 from .pipeline import TaskState as TaskState
 from .pipeline import TaskTimeoutError as TaskTimeoutError
 from .pipeline import task_function as task_function
+from .retries import RetryPolicy as RetryPolicy
 from .signing import Ed25519Signer as Ed25519Signer
 from .signing import HmacSigner as HmacSigner
 from .signing import RsaSigner as RsaSigner
@@ -147,7 +151,10 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEMO_API_KEY",
     "DEMO_API_SECRET",
+    "MAX_BAN_SECONDS",
+    "MAX_RATE_LIMIT_PAUSE",
     "ArchiveChecksumError",
+    "ArchiveCorruptError",
     "ArchiveNotFoundError",
     "BinanceAPIError",
     "BinanceBanError",
@@ -199,6 +206,7 @@ __all__ = [
     "OrderStatusUnknownError",
     "Progress",
     "RateLimiter",
+    "RetryPolicy",
     "RsaSigner",
     "SerialTask",
     "Signer",

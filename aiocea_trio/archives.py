@@ -29,11 +29,12 @@ from typing import Any, Final, TypeVar
 
 import attrs
 import httpx
-import stamina
 import trio
 
-from .errors import BinanceError
+from ._redact import scrub
+from .errors import BinanceError, BinanceResponseError, BinanceTransportError
 from .markets import Market
+from .retries import RetryPolicy
 from .symbols import check_symbol
 
 __all__ = [
@@ -231,29 +232,61 @@ def _strip_key(request: httpx.Request) -> httpx.Request:
     return request
 
 
+#: How archive downloads are retried (transport errors and 5xx answers).
+ARCHIVE_RETRY: Final = RetryPolicy(attempts=4, wait_initial=0.2, wait_max=5.0, wait_jitter=0.2)
+
+
+def _archive_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, BinanceTransportError) or (
+        isinstance(exc, BinanceResponseError) and exc.status >= 500
+    )
+
+
 async def _get(http: httpx.AsyncClient, url: str) -> tuple[int, bytes, str]:
-    """Stream one file; returns (status, body, sha256 hex of the body)."""
-    async for attempt in stamina.retry_context(
-        on=httpx.TransportError, attempts=4, timeout=None, wait_initial=0.2, wait_max=5.0
-    ):
-        with attempt:
-            request = _strip_key(http.build_request("GET", url))
+    """Stream one file; returns (status, body, sha256 hex of the body).
+
+    Transport errors and 5xx answers are retried; when the tries run out they are
+    a ``BinanceTransportError`` or ``BinanceResponseError`` naming the file.
+    """
+    path = httpx.URL(url).path
+
+    async def once() -> tuple[int, bytes, str]:
+        request = _strip_key(http.build_request("GET", url))
+        failure: BinanceError
+        try:
             response = await http.send(request, stream=True)
             try:
-                if response.status_code != 200:
+                if response.status_code >= 500:
+                    text = (await response.aread())[:200].decode("utf-8", "replace")
+                    failure = BinanceResponseError(
+                        response.status_code,
+                        " ".join(scrub(text).split()),
+                        market="archive",
+                        method="GET",
+                        path=path,
+                    )
+                elif response.status_code != 200:
                     await response.aread()
-                    if response.status_code >= 500:
-                        response.raise_for_status()
                     return response.status_code, b"", ""
-                digest = hashlib.sha256()
-                chunks = []
-                async for chunk in response.aiter_bytes():
-                    digest.update(chunk)
-                    chunks.append(chunk)
-                return 200, b"".join(chunks), digest.hexdigest()
+                else:
+                    digest = hashlib.sha256()
+                    chunks = []
+                    async for chunk in response.aiter_bytes():
+                        digest.update(chunk)
+                        chunks.append(chunk)
+                    return 200, b"".join(chunks), digest.hexdigest()
             finally:
                 await response.aclose()
-    raise AssertionError("unreachable")  # pragma: no cover
+        except httpx.RequestError as exc:
+            failure = BinanceTransportError(
+                f"download failed: {type(exc).__name__}: {scrub(str(exc))}",
+                market="archive",
+                method="GET",
+                path=path,
+            )
+        raise failure  # outside the handlers: httpx's request is not kept as context
+
+    return await ARCHIVE_RETRY.run(once, retryable=_archive_retryable, what=f"archive {path}")
 
 
 async def fetch_archive(

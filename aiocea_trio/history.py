@@ -11,7 +11,6 @@ reported, never filled in, and no row is ever duplicated.
 from __future__ import annotations
 
 import calendar
-import contextlib
 import csv
 import datetime as dt
 import functools
@@ -28,6 +27,7 @@ from typing import Any, BinaryIO, Final, Protocol, TypeVar
 import attrs
 import trio
 
+from ._groups import collapse_groups, open_nursery
 from .archives import (
     DEFAULT_ARCHIVE_URL,
     ArchiveFile,
@@ -625,21 +625,21 @@ async def _kline_batches(
             if expected < hi:
                 _report(found, Gap(expected, hi), symbol, interval, trailing=True)
 
-    with _one_error():
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                functools.partial(
-                    _ordered_pages,
-                    fetch,
-                    len(files) + len(pages),
-                    send,
-                    max_concurrency=max_concurrency,
-                )
+    # The caller's block runs inside: open_nursery gives back its exception as it was.
+    async with open_nursery() as nursery:
+        nursery.start_soon(
+            functools.partial(
+                _ordered_pages,
+                fetch,
+                len(files) + len(pages),
+                send,
+                max_concurrency=max_concurrency,
             )
-            nursery.start_soon(check)
-            with checked_receive:
-                yield checked_receive
-            nursery.cancel_scope.cancel()
+        )
+        nursery.start_soon(check)
+        with checked_receive:
+            yield checked_receive
+        nursery.cancel_scope.cancel()
 
 
 async def _archive_or_rest(
@@ -680,28 +680,6 @@ def _is_whole_run(rows: list[Row], first: int, size: int) -> bool:
     and count mean no gap and no duplicate inside.
     """
     return bool(rows) and rows[0][0] == first and rows[-1][0] == first + (len(rows) - 1) * size
-
-
-@contextlib.contextmanager
-def _one_error() -> Iterator[None]:
-    """Concurrency is internal here: a lone error comes out as itself, not in a group.
-
-    Several simultaneous errors stay grouped, so that none is lost.
-    """
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        raise
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
 
 
 def _report(
@@ -1152,7 +1130,7 @@ async def download_agg_trades(
 
     rows: list[Any] = []
     send, receive = trio.open_memory_channel[list[dict[str, Any]]](0)
-    with _one_error():
+    with collapse_groups():
         async with trio.open_nursery() as nursery:
             nursery.start_soon(
                 functools.partial(

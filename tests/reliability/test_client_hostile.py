@@ -422,3 +422,40 @@ def test_a_script_without_logging_config_prints_nothing_on_retries() -> None:
     retries = int(done.stdout.split()[-1])
     assert retries > 0, "the fault rate caused no retry: the check would prove nothing"
     assert done.stderr == ""
+
+
+# -- archives: the same typed errors, retried under the same policy --------------------
+
+
+ARCHIVE_ROOT = "https://data.binance.vision"
+ARCHIVE = "/data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip"
+
+
+async def test_an_archive_host_failing_with_5xx_is_retried_then_a_binance_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from aiocea_trio.archives import ArchiveFile, fetch_archive
+
+    with respx.mock() as router:
+        route = router.get(f"{ARCHIVE_ROOT}{ARCHIVE}").respond(503, text="<html>busy</html>")
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(BinanceResponseError, match="503") as info:
+                await fetch_archive(http, ARCHIVE_ROOT, ArchiveFile(ARCHIVE, 0, 1))
+    assert route.call_count == 4
+    assert info.value.path == ARCHIVE
+
+
+async def test_an_archive_host_dropping_connections_is_a_transport_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from aiocea_trio.archives import ArchiveFile, fetch_archive
+
+    with respx.mock() as router:
+        route = router.get(f"{ARCHIVE_ROOT}{ARCHIVE}").mock(
+            side_effect=httpx.RemoteProtocolError("Server disconnected")
+        )
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(BinanceTransportError, match="RemoteProtocolError") as info:
+                await fetch_archive(http, ARCHIVE_ROOT, ArchiveFile(ARCHIVE, 0, 1))
+    assert route.call_count == 4
+    assert info.value.__context__ is None
