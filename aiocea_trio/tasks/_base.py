@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from .._params import param_str
+from ..errors import BinanceResponseError
 from ..markets import Market
 from ..pipeline import _checks
 from ..pipeline.task import Task
@@ -78,6 +79,8 @@ class BinanceTask(Task):
     path: ClassVar[str]
     signed: ClassVar[bool] = False
     """Needs the API key and a signature (account and order endpoints)."""
+    answer: ClassVar[type | tuple[type, ...] | None] = None
+    """The JSON type Binance answers with (``list``, ``dict``), checked before `parse`."""
 
     def params(self) -> dict[str, object]:
         """Binance's parameters: every field but `client`, `timeout` and local fields.
@@ -110,7 +113,20 @@ class BinanceTask(Task):
 
     async def run(self, client: BinanceClient) -> Any:
         raw = await client.request(self.method, self.path, self.params(), signed=self.signed)
-        return self.parse(raw)
+        try:
+            if self.answer is not None and not isinstance(raw, self.answer):
+                raise TypeError(f"a JSON {type(raw).__name__}")
+            return self.parse(raw)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            # The answer parsed as JSON but is not what this endpoint returns ({} or
+            # null where a list is due): a server error, not a bug in the caller.
+            raise BinanceResponseError.wrong_shape(
+                f"{self.describe()}'s answer ({type(exc).__name__}: {exc})",
+                raw,
+                market=self.market.value,
+                method=self.method,
+                path=self.path,
+            ) from None
 
     def __str__(self) -> str:
         return f"{self.market.label} {self.describe()}"
@@ -187,6 +203,8 @@ def symbols_converter(value: object) -> object:
 class PingTask(BinanceTask):
     """Test connectivity; the answer is `{}`."""
 
+    answer: ClassVar[type | tuple[type, ...] | None] = dict
+
     def describe(self) -> str:
         return "ping"
 
@@ -194,6 +212,8 @@ class PingTask(BinanceTask):
 @attrs.define(eq=False, kw_only=True)
 class ServerTimeTask(BinanceTask):
     """The exchange's clock: `{"serverTime": ms}`."""
+
+    answer: ClassVar[type | tuple[type, ...] | None] = dict
 
     def describe(self) -> str:
         return "server time"
@@ -203,6 +223,8 @@ class ServerTimeTask(BinanceTask):
 class ExchangeInfoTask(BinanceTask):
     """Trading rules, rate limits and symbols."""
 
+    answer: ClassVar[type | tuple[type, ...] | None] = dict
+
     def describe(self) -> str:
         return "exchange info"
 
@@ -210,6 +232,8 @@ class ExchangeInfoTask(BinanceTask):
 @attrs.define(eq=False, kw_only=True)
 class OrderBookTask(BinanceTask):
     """Bids and asks; `limit` is the depth (and sets the weight)."""
+
+    answer: ClassVar[type | tuple[type, ...] | None] = dict
 
     limit_rule: ClassVar[LimitRule] = FUTURES_DEPTH_LIMIT
 
@@ -224,6 +248,8 @@ class OrderBookTask(BinanceTask):
 class TradesTask(BinanceTask):
     """The latest trades, newest last."""
 
+    answer: ClassVar[type | tuple[type, ...] | None] = list
+
     limit_rule: ClassVar[LimitRule] = TRADES_LIMIT
 
     symbol: str = attrs.field(validator=required_symbol)
@@ -236,6 +262,8 @@ class TradesTask(BinanceTask):
 @attrs.define(eq=False, kw_only=True)
 class AggTradesTask(BinanceTask):
     """Compressed trades (`a`, `p`, `q`, `f`, `l`, `T`, `m`), from an id or a time range."""
+
+    answer: ClassVar[type | tuple[type, ...] | None] = list
 
     limit_rule: ClassVar[LimitRule] = TRADES_LIMIT
 
@@ -262,6 +290,8 @@ class AggTradesTask(BinanceTask):
 @attrs.define(eq=False, kw_only=True)
 class KlinesTask(BinanceTask):
     """Candles: rows of 12 fields, oldest first."""
+
+    answer: ClassVar[type | tuple[type, ...] | None] = list
 
     intervals: ClassVar[tuple[str, ...]] = FUTURES_INTERVALS
     limit_rule: ClassVar[LimitRule] = FUTURES_KLINES_LIMIT
@@ -328,6 +358,8 @@ class PremiumIndexTask(BinanceTask):
 class FundingRateTask(BinanceTask):
     """Funding-rate history, oldest first."""
 
+    answer: ClassVar[type | tuple[type, ...] | None] = list
+
     limit_rule: ClassVar[LimitRule] = FUNDING_LIMIT
 
     symbol: str | None = attrs.field(default=None, validator=optional_symbol)
@@ -363,6 +395,8 @@ class OpenInterestTask(BinanceTask):
 @attrs.define(eq=False, kw_only=True)
 class AccountTask(BinanceTask):
     """The account: balances (and, on futures, positions and margin totals)."""
+
+    answer: ClassVar[type | tuple[type, ...] | None] = dict
 
     signed: ClassVar[bool] = True
 
@@ -408,6 +442,8 @@ class BalancesTask(BinanceTask):
 class OpenOrdersTask(BinanceTask):
     """Open orders of one symbol, or of all (much heavier: see the docs' weights)."""
 
+    answer: ClassVar[type | tuple[type, ...] | None] = list
+
     signed: ClassVar[bool] = True
 
     symbol: str | None = attrs.field(default=None, validator=optional_symbol)
@@ -419,6 +455,8 @@ class OpenOrdersTask(BinanceTask):
 @attrs.define(eq=False, kw_only=True)
 class PositionRiskTask(BinanceTask):
     """Positions with their entry, mark and liquidation prices."""
+
+    answer: ClassVar[type | tuple[type, ...] | None] = list
 
     signed: ClassVar[bool] = True
 
@@ -437,6 +475,8 @@ class OrderTask(BinanceTask):
     (generated when not given), so executing the task again sends the same id, and the
     exchange refuses a duplicate instead of placing a second order.
     """
+
+    answer: ClassVar[type | tuple[type, ...] | None] = dict
 
     method: ClassVar[str] = "POST"
     signed: ClassVar[bool] = True
@@ -567,6 +607,8 @@ class FuturesOrderTask(OrderTask):
 @attrs.define(eq=False, kw_only=True)
 class OneOrderTask(BinanceTask):
     """An existing order, named by `orderId` or `origClientOrderId` (the id it was placed with)."""
+
+    answer: ClassVar[type | tuple[type, ...] | None] = dict
 
     signed: ClassVar[bool] = True
     action: ClassVar[str] = "query"

@@ -459,3 +459,42 @@ async def test_an_archive_host_dropping_connections_is_a_transport_error(
                 await fetch_archive(http, ARCHIVE_ROOT, ArchiveFile(ARCHIVE, 0, 1))
     assert route.call_count == 4
     assert info.value.__context__ is None
+
+
+# -- 5 (continued): typed consumers name the endpoint too ------------------------------
+
+
+@pytest.mark.parametrize("body", ["{}", "null", '{"a": 1}', '"text"'])
+async def test_a_task_given_the_wrong_json_fails_with_a_response_error(body: str) -> None:
+    from aiocea_trio import SpotFetchAccount, SpotFetchKline, TaskState
+
+    with respx.mock() as router:
+        router.get(f"{SPOT}/api/v3/time").respond(json=TIME)
+        router.get(f"{SPOT}/api/v3/klines").respond(content=body.encode())
+        router.get(f"{SPOT}/api/v3/account").respond(content=b"[]")
+        async with _client() as client:
+            klines = SpotFetchKline(symbol="BTCUSDT", interval="1m")
+            account = SpotFetchAccount()
+            await klines.execute(client)
+            await account.execute(client)
+    for task, path in ((klines, "/api/v3/klines"), (account, "/api/v3/account")):
+        assert task.state is TaskState.FAILED
+        assert isinstance(task.error, BinanceResponseError), task.error
+        assert path in str(task.error)
+
+
+@pytest.mark.parametrize("body", ["{}", "null", '[{"a": 1}]', "[[1, 2]]"])
+async def test_history_given_the_wrong_json_fails_with_a_response_error(
+    body: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    from aiocea_trio import download_klines
+
+    with respx.mock(assert_all_called=False) as router:
+        router.get(f"{SPOT}/api/v3/time").respond(json=TIME)
+        router.get(f"{SPOT}/api/v3/klines").respond(content=body.encode())
+        async with _client() as client:
+            with pytest.raises(BinanceResponseError, match="/api/v3/klines"):
+                await download_klines(
+                    client, "BTCUSDT", "1m", start=1_690_000_000_000, end=1_690_003_600_000,
+                    source="rest",
+                )
