@@ -1,11 +1,24 @@
-"""Click commands; each one runs a small trio program and prints with rich."""
+"""Click commands; each one runs a small trio program and prints with rich.
+
+How a run ends is decided in one place, `_Cli` (the group's ``main`` and ``invoke``):
+
+| what happened | stderr | exit |
+| --- | --- | --- |
+| success | nothing | 0 |
+| a failure (the exchange, the network, the disk) | ``error: ...`` (one line) | 1 |
+| bad input (click's checks, the library's ``ValueError``) | ``error: ...`` (one line) | 2 |
+| Ctrl-C (a ``KeyboardInterrupt``, bare or anywhere in a group) | ``interrupted`` | 130 |
+| stdout closed by its reader (``| head``) | nothing | 141 |
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -17,6 +30,7 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Progress_
 from rich.table import Table
 
+from .._groups import leaves
 from ..client import BinanceClient
 from ..errors import (
     BinanceAPIError,
@@ -30,8 +44,35 @@ from ..markets import Market
 
 T = TypeVar("T")
 
-console = Console()
-err_console = Console(stderr=True)
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a process stopped by Ctrl-C
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what `yes | head -1` reports for `yes`
+
+
+class _Console(Console):
+    """A rich console that reports a closed pipe as `BrokenPipeError`.
+
+    rich's own `on_broken_pipe` raises `SystemExit(1)`; the CLI decides the exit in one
+    place instead (see `_pipe_closed`).
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError("the reader of this output went away")
+
+
+console = _Console()
+# Messages are never wrapped by rich (`say`, and everything on stderr): a terminal wraps
+# long lines itself, and a pipe or a file gets each message on one line (rich would cut
+# them at 80 columns there). Tables keep rich's layout.
+err_console = _Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def say(message: str) -> None:
+    """One message on stdout, never wrapped mid-sentence."""
+    console.print(message, soft_wrap=True)
+
 
 _PING_PATHS = {
     Market.SPOT: "/api/v3/ping",
@@ -132,35 +173,193 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
+def _is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C, bare or anywhere in a group (or click's `Abort` for it, at a prompt)."""
+    if isinstance(exc, click.Abort):
+        return isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+    return any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves(exc))
+
+
+def _is_pipe_closed(exc: BaseException) -> bool:
+    return any(isinstance(leaf, BrokenPipeError) for leaf in leaves(exc))
+
+
+def _exit_of(exc: BaseException) -> SystemExit | None:
+    """A `SystemExit` anywhere in a group (some code asked to exit)."""
+    return next((leaf for leaf in leaves(exc) if isinstance(leaf, SystemExit)), None)
+
+
+def _errors(exc: BaseException) -> list[BaseException]:
+    """What really failed: the leaves of a group, without trio's cancellations."""
+    found = [leaf for leaf in leaves(exc) if not isinstance(leaf, trio.Cancelled)]
+    return found or [exc]
 
 
 def run_trio(settings: Settings, fn: Callable[[], Awaitable[T]]) -> T:
-    """Run a command's trio program; errors become one line and a non-zero exit."""
+    """Run a command's trio program.
+
+    Whatever it raises goes on to `_Cli`, which ends every command the same way (see
+    `_end`); ``settings`` is for the program (``fn`` usually opens its client).
+    """
 
     async def program() -> T:
         return await fn()
 
+    return trio.run(program)
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    """``error: message`` on stderr (one line), then exit ``code``."""
+    _tell(f"[bold red]error:[/] {message}")
+    raise SystemExit(code)
+
+
+def _tell(message: str) -> None:
+    """A line on stderr; nothing if stderr itself is gone."""
+    with suppress(OSError):
+        err_console.print(message, soft_wrap=True, highlight=False)
+
+
+def _interrupted() -> NoReturn:
+    _tell("interrupted")
+    raise SystemExit(EXIT_INTERRUPTED)
+
+
+def _pipe_closed() -> NoReturn:
+    """Whoever read stdout went away (``| head``): exit quietly.
+
+    As Python's documentation on SIGPIPE recommends, stdout is pointed at devnull so
+    that flushing it at exit does not fail again with a second error message.
+    """
+    console.quiet = True
     try:
-        return trio.run(program)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        raise SystemExit(130) from None
-    except (BinanceError, ValueError, OSError, ExceptionGroup) as exc:
-        if settings.debug:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (click's test runner)
+        pass
+    raise SystemExit(EXIT_PIPE_CLOSED)
+
+
+def _end(exc: BaseException, *, debug: bool = False) -> None:
+    """Decide how a command that raised ``exc`` ends; returns only to let it propagate.
+
+    Ctrl-C: exit 130. A closed stdout: exit 141. The exchange, the network or the disk
+    failing (`BinanceError`, `OSError`): one line, exit 1. The library refusing an input
+    (a `ValueError`: a reversed range, a bad symbol, a file of another symbol): one line,
+    exit 2. Groups count by their leaves. Anything else is a bug and keeps its traceback,
+    as everything does with ``--debug``.
+    """
+    if isinstance(exc, click.exceptions.Exit | click.ClickException):
+        return
+    if _is_interrupt(exc):
+        _interrupted()
+    if _is_pipe_closed(exc):
+        _pipe_closed()
+    if isinstance(exc, SystemExit):
+        return
+    exit_ = _exit_of(exc)
+    if exit_ is not None:
+        raise SystemExit(exit_.code) from None
+    errors = _errors(exc)
+    for error in errors:
+        if isinstance(error, click.ClickException):
+            raise error from None
+    if debug or not all(isinstance(e, BinanceError | ValueError | OSError) for e in errors):
+        return
+    usage = all(isinstance(error, ValueError) for error in errors)
+    fail("; ".join(_describe(error) for error in errors), EXIT_USAGE if usage else EXIT_FAILURE)
+
+
+def _usage_line(exc: click.ClickException) -> str:
+    message = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    return message
+
+
+class _Cli(click.Group):
+    """The ``aiocea-trio`` group: every command ends in one of the ways of this module's table.
+
+    Errors of click's own (usage, bad values) are one ``error:`` line like any other,
+    instead of click's usage block; Ctrl-C anywhere (a prompt, a trio program, printing
+    the result) is ``interrupted`` and exit 130; a closed stdout is a quiet exit 141.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BaseException as exc:
+            _end(exc, debug=isinstance(ctx.obj, Settings) and ctx.obj.debug)
             raise
-        leaf = _leaf(exc)
-        if isinstance(leaf, click.ClickException):
-            raise leaf from None
-        fail(_describe(leaf))
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            fail(_usage_line(exc), exc.exit_code)
+        except click.Abort as exc:
+            if _is_interrupt(exc):
+                _interrupted()
+            fail("aborted")
+        except BaseException as exc:  # failures were reported by `invoke`; --debug keeps them
+            if _is_interrupt(exc):
+                _interrupted()
+            if _is_pipe_closed(exc):
+                _pipe_closed()
+            raise
+        raise SystemExit(result if isinstance(result, int) else 0)
 
 
-def fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise SystemExit(1)
+_QUIET_LOGGERS = ("httpx", "httpcore", "stamina")
+"""Never below WARNING here: httpx logs each request line (a signed URL) at INFO."""
+
+
+class _LogLines(logging.Handler):
+    """Log records as one stderr line each, through rich (so live displays stay intact)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = f"{record.levelname.lower()}: {record.name}: {record.getMessage()}"
+            err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+        except Exception:
+            self.handleError(record)
+
+
+def _configure_logging(verbose: int) -> Callable[[], None]:
+    """Show the library's records on stderr: WARNING, INFO with -v, DEBUG with -vv.
+
+    Returns the function that puts logging back as it was (the CLI runs inside other
+    programs too: tests, click's runner).
+    """
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    ours = logging.getLogger("aiocea_trio")
+    quiet = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    saved = (ours.level, ours.propagate, [(log, log.level) for log in quiet])
+    handler = _LogLines()
+    ours.addHandler(handler)
+    ours.setLevel(level)
+    ours.propagate = False
+    for log in quiet:
+        log.setLevel(max(log.getEffectiveLevel(), logging.WARNING))
+
+    def restore() -> None:
+        ours.removeHandler(handler)
+        ours.setLevel(saved[0])
+        ours.propagate = saved[1]
+        for log, old in saved[2]:
+            log.setLevel(old)
+
+    return restore
 
 
 def _fmt_ms(ms: int) -> str:
@@ -170,7 +369,7 @@ def _fmt_ms(ms: int) -> str:
 pass_settings = click.make_pass_decorator(Settings)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--sim", is_flag=True, help="Run against an embedded, in-process simulator.")
 @click.option("--base-url", metavar="URL", help="Send every market to this host.")
 @click.option("--testnet", is_flag=True, help="Use Binance's testnet hosts.")
@@ -187,6 +386,12 @@ pass_settings = click.make_pass_decorator(Settings)
     help="A file of BINANCE_API_KEY=... and BINANCE_API_SECRET=... lines.",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Show the library's log on stderr: -v retries and notes (INFO), -vv DEBUG.",
+)
 @click.version_option(package_name="aiocea-trio")
 @click.pass_context
 def cli(
@@ -197,6 +402,7 @@ def cli(
     market: str,
     key_file: Path | None,
     debug: bool,
+    verbose: int,
 ) -> None:
     """Drive Binance's REST APIs (spot, USDⓈ-M, COIN-M) from the terminal.
 
@@ -205,6 +411,7 @@ def cli(
     """
     if sim and (base_url or testnet):
         raise click.UsageError("--sim runs the embedded simulator: drop --base-url/--testnet")
+    ctx.call_on_close(_configure_logging(verbose))
     ctx.obj = Settings(
         sim=sim,
         base_url=base_url,
@@ -228,7 +435,7 @@ def ping(settings: Settings) -> None:
 
     host, seconds = run_trio(settings, go)
     shown = "embedded simulator" if settings.sim else host
-    console.print(f"pong from {settings.market.label} ({shown}) in {seconds * 1000:.1f} ms")
+    say(f"pong from {settings.market.label} ({shown}) in {seconds * 1000:.1f} ms")
 
 
 @cli.command(name="time")
@@ -243,8 +450,8 @@ def server_time(settings: Settings) -> None:
             return int(data["serverTime"]), offset
 
     server, offset = run_trio(settings, go)
-    console.print(f"{settings.market.label} server time: {_fmt_ms(server)} ({server})")
-    console.print(f"this machine is {abs(offset)} ms {'behind' if offset >= 0 else 'ahead'}")
+    say(f"{settings.market.label} server time: {_fmt_ms(server)} ({server})")
+    say(f"this machine is {abs(offset)} ms {'behind' if offset >= 0 else 'ahead'}")
 
 
 _FAMILIES = {Market.SPOT: "Spot", Market.USDM: "UsdM", Market.COINM: "CoinM"}
@@ -257,11 +464,22 @@ def _task_class(market: Market, name: str) -> Any:
     return getattr(tasks, f"{_FAMILIES[market]}{name}")
 
 
-def _symbols(values: Sequence[str]) -> list[str]:
-    out = [v.strip().upper() for v in values if v.strip()]
+def _symbols(values: Sequence[str], hint: str = "SYMBOLS") -> list[str]:
+    """Upper-cased symbols, each checked against Binance's alphabet before any request."""
+    out = [_symbol(v, hint) for v in values if v.strip()]
     if not out:
         raise click.UsageError("give at least one symbol, e.g. BTCUSDT")
     return out
+
+
+def _symbol(value: str, hint: str = "SYMBOL") -> str:
+    from ..symbols import symbol_problem
+
+    name = value.strip().upper()
+    problem = symbol_problem(name)
+    if problem is not None:
+        raise click.BadParameter(f"{value!r}: {problem}", param_hint=hint)
+    return name
 
 
 def _ticker_table(market: Market, rows: Sequence[dict[str, Any]]) -> Table:
@@ -317,8 +535,9 @@ def ticker(settings: Settings, symbols: tuple[str, ...]) -> None:
 @pass_settings
 def depth(settings: Settings, symbol: str, limit: int) -> None:
     """The order book of SYMBOL: best bids and asks."""
+    symbol = _symbol(symbol)
     cls = _task_class(settings.market, "FetchOrderBook")
-    task = cls(symbol=symbol.upper(), limit=limit)
+    task = cls(symbol=symbol, limit=limit)
 
     async def go() -> dict[str, Any]:
         async with settings.open_client() as client:
@@ -326,7 +545,7 @@ def depth(settings: Settings, symbol: str, limit: int) -> None:
             return dict(task.result)
 
     book = run_trio(settings, go)
-    title = f"{settings.market.label} {symbol.upper()} order book"
+    title = f"{settings.market.label} {symbol} order book"
     table = Table(title=title, title_justify="left")
     for name in ("bid qty", "bid", "ask", "ask qty"):
         table.add_column(name, justify="right")
@@ -377,14 +596,21 @@ def klines(
     cache_dir: Path | None,
 ) -> None:
     """Download SYMBOL's INTERVAL klines from --start to --end into a file."""
-    from ..history import Progress, download_klines_to_file, interval_ms, to_ms
+    from ..history import Progress, download_klines_to_file, interval_ms
 
+    symbol = _symbol(symbol)
     try:
         interval_ms(interval)
-        lo = to_ms(start)
-        hi = to_ms(end) if end is not None else None
-    except (ValueError, TypeError) as exc:
-        raise click.BadParameter(str(exc)) from None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="INTERVAL") from None
+    lo = _time_option(start, "--start")
+    hi = _time_option(end, "--end") if end is not None else None
+    if hi is not None and lo >= hi:
+        raise click.BadParameter(
+            f"--start ({_fmt_ms(lo)}) must be before --end ({_fmt_ms(hi)}): the range "
+            "[start, end) would hold nothing",
+            param_hint="'--start' / '--end'",
+        )
     parquet = output.suffix.lower() == ".parquet"
     if parquet:
         try:
@@ -405,13 +631,13 @@ def klines(
                     from ..parquet import download_klines_to_parquet
 
                     written = await download_klines_to_parquet(
-                        client, output, symbol.upper(), interval, lo, stop,
+                        client, output, symbol, interval, lo, stop,
                         market=settings.market, max_concurrency=concurrency, progress=progress,
                         source=source, cache_dir=cache_dir,
                     )
                 else:
                     written = await download_klines_to_file(
-                        client, output, symbol.upper(), interval, lo, stop,
+                        client, output, symbol, interval, lo, stop,
                         market=settings.market, max_concurrency=concurrency, progress=progress,
                         source=source, cache_dir=cache_dir,
                     )
@@ -420,10 +646,22 @@ def klines(
 
     written = run_trio(settings, go)
     archived = f"{progress.archives_done} archive files and " if progress.archives_total else ""
-    console.print(
+    say(
         f"{written} rows written to {output} "
         f"({archived}{progress.pages_done} REST pages, {progress.weight} weight)"
     )
+
+
+def _time_option(value: str, option: str) -> int:
+    """Epoch ms from ``value`` (epoch ms or ISO, UTC), within the library's sane range."""
+    from ..history import _time_arg
+
+    try:
+        return _time_arg(option.lstrip("-"), value)
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(
+            str(exc).removeprefix(f"{option.lstrip('-')}: "), param_hint=option
+        ) from None
 
 
 async def _show_progress(progress: Any, scope: trio.CancelScope) -> None:
@@ -473,18 +711,25 @@ def watch(settings: Settings, symbols: tuple[str, ...], every: str, rounds: int 
     ring = TaskRing(iter_num=rounds, iter_interval=period)
     ring += GatherTask(*(cls(symbol=s) for s in names))
 
+    # On a terminal the table is redrawn in place; into a pipe or a file, where nothing can
+    # be redrawn, each round's table is printed after the last.
+    live = Live(console=console, auto_refresh=False) if console.is_terminal else None
+
+    def show(table: Table) -> None:
+        if live is not None:
+            live.update(table, refresh=True)
+        else:
+            console.print(table)
+
     async def go() -> int:
         shown = 0
         async with settings.open_client() as client:
-            with Live(console=console, auto_refresh=False) as live:
+            with live if live is not None else nullcontext():
                 async with Operator(client).add_queue(ring).completed() as finished:
                     async for task in finished:
                         if task.error is not None:
                             raise task.error
-                        live.update(
-                            _ticker_table(settings.market, [_one(r) for r in task.result]),
-                            refresh=True,
-                        )
+                        show(_ticker_table(settings.market, [_one(r) for r in task.result]))
                         shown += 1
         return shown
 
@@ -631,7 +876,8 @@ def order(
 ) -> None:
     """Place one order (signed). Asks for confirmation unless --yes."""
     cls = _task_class(settings.market, "NewOrder")
-    params: dict[str, Any] = {"symbol": symbol.upper(), "side": side.upper(), "quantity": quantity}
+    symbol = _symbol(symbol)
+    params: dict[str, Any] = {"symbol": symbol, "side": side.upper(), "quantity": quantity}
     if price is None:
         params["type"] = "MARKET"
     else:
@@ -651,7 +897,7 @@ def order(
             return dict(task.result)
 
     placed = run_trio(settings, go)
-    console.print(
+    say(
         f"placed: order {placed.get('orderId')} {placed.get('status', '')} "
         f"(client order id {placed.get('clientOrderId', task.newClientOrderId)})"
     )
