@@ -607,9 +607,9 @@ def klines(
     hi = _time_option(end, "--end") if end is not None else None
     if hi is not None and lo >= hi:
         raise click.BadParameter(
-            f"--start ({_fmt_ms(lo)}) must be before --end ({_fmt_ms(hi)}): the range "
-            "[start, end) would hold nothing",
-            param_hint="'--start' / '--end'",
+            f"{_fmt_ms(lo)} is not before --end ({_fmt_ms(hi)}): the range [start, end) "
+            "would hold nothing",
+            param_hint="--start",
         )
     parquet = output.suffix.lower() == ".parquet"
     if parquet:
@@ -626,7 +626,8 @@ def klines(
         async with settings.open_client(learn_limits=True) as client:
             stop = hi if hi is not None else client.server_time_ms()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_show_progress, progress, nursery.cancel_scope)
+                if err_console.is_terminal:  # a bar in a log file is noise (and a stray line)
+                    nursery.start_soon(_show_progress, progress, nursery.cancel_scope)
                 if parquet:
                     from ..parquet import download_klines_to_parquet
 
