@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 import respx
@@ -239,3 +241,246 @@ def test_sim_command_serves_over_a_socket() -> None:
         proc.wait(timeout=20)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+# -- how a command ends (issue 12: classes 8, 10 and 13, CLI side) -------------------------
+
+
+def _ended_by(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> tuple[int, str]:
+    """Run ``--sim ping`` with its trio program raising ``error``."""
+    import aiocea_trio.cli._app as app
+
+    def run(program: object) -> None:
+        raise error
+
+    monkeypatch.setattr(app.trio, "run", run)
+    result = runner.invoke(cli, ["--sim", "ping"])
+    assert not isinstance(result.exception, BaseException) or isinstance(
+        result.exception, SystemExit
+    ), result.exception
+    return result.exit_code, result.output
+
+
+def _groups_around(error: BaseException) -> list[BaseException]:
+    import trio
+
+    return [
+        error,
+        BaseExceptionGroup("one", [error]),
+        BaseExceptionGroup("nested", [BaseExceptionGroup("inner", [error])]),
+        BaseExceptionGroup("with others", [ValueError("x"), trio.Cancelled._create(), error]),
+    ]
+
+
+@pytest.mark.parametrize("shape", range(4))
+def test_ctrl_c_anywhere_in_a_group_is_one_line_and_130(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, shape: int
+) -> None:
+    code, output = _ended_by(runner, monkeypatch, _groups_around(KeyboardInterrupt())[shape])
+    assert code == 130
+    assert output == "interrupted\n"
+
+
+@pytest.mark.parametrize("shape", range(3))
+def test_a_closed_stdout_is_a_quiet_141(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, shape: int
+) -> None:
+    code, output = _ended_by(runner, monkeypatch, _groups_around(BrokenPipeError())[shape])
+    assert (code, output) == (141, "")
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (ValueError("start (2) is after end (1): nothing to download"), 2,
+         "error: start (2) is after end (1): nothing to download\n"),
+        (ExceptionGroup("one", [ValueError("symbol must be ...")]), 2,
+         "error: symbol must be ...\n"),
+        (OSError(28, "No space left on device"), 1,
+         "error: [Errno 28] No space left on device\n"),
+        (BaseExceptionGroup("exit", [SystemExit(3)]), 3, ""),
+    ],
+)
+def test_failures_and_refusals_are_one_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, error: BaseException, code: int,
+    line: str,
+) -> None:
+    assert _ended_by(runner, monkeypatch, error) == (code, line)
+
+
+def test_ctrl_c_at_the_order_prompt_is_130(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def confirm(*args: object, **kwargs: object) -> bool:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise click.Abort() from exc
+
+    monkeypatch.setattr(click, "confirm", confirm)
+    result = runner.invoke(cli, ["--sim", "order", "BUY", "BTCUSDT", "0.001"])
+    assert result.exit_code == 130
+    assert result.output.endswith("interrupted\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--start", "2024-01-08", "--end", "2024-01-01"], "--start"),
+        (["--start", "2024-01-01", "--end", "2024-01-01"], "--start"),
+        (["--start", "1709251200000000"], "--start"),
+        (["--start", "2024-01-01", "--end", "1709251200"], "--end"),
+    ],
+)
+def test_klines_bad_ranges_exit_2_naming_the_option(
+    runner: CliRunner, tmp_path: Path, args: list[str], option: str
+) -> None:
+    target = tmp_path / "x.csv"
+    result = runner.invoke(cli, ["--sim", "klines", "BTCUSDT", "1h", *args, "-o", str(target)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"error: Invalid value for {option}:")
+    assert "rows written" not in result.output
+    assert not target.exists()
+
+
+def test_klines_range_refused_by_the_library_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    # No --end: "now" is only known once the client runs, so the library refuses it.
+    result = runner.invoke(
+        cli, ["--sim", "klines", "BTCUSDT", "1h", "--start", "2099-01-01", "-o",
+              str(tmp_path / "x.csv")]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: start (")
+    assert len(result.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [["klines", "{}", "1h", "--start", "2024-01-01", "-o", "x.csv"],
+                                     ["ticker", "BTCUSDT", "{}"], ["depth", "{}"],
+                                     ["watch", "{}", "--rounds", "1"]])
+@pytest.mark.parametrize("symbol", ["BTC/USDT", "../../x/escaped", "BTC USDT"])
+def test_bad_symbols_are_refused_before_any_request(
+    runner: CliRunner, tmp_path: Path, command: list[str], symbol: str
+) -> None:
+    args = [symbol if a == "{}" else str(tmp_path / a) if a == "x.csv" else a for a in command]
+    with respx.mock() as mock:  # nothing may be sent (the simulator is in-process anyway)
+        result = runner.invoke(cli, ["--sim", *args])
+    assert not mock.calls
+    assert result.exit_code == 2, result.output
+    assert len(result.output.splitlines()) == 1
+    assert "Invalid value for SYMBOL" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_file_of_another_symbol_is_refused_with_exit_2(runner: CliRunner, tmp_path: Path) -> None:
+    target = str(tmp_path / "btc.csv")
+    _ok(runner, "klines", "BTCUSDT", "1h", "--start", "2024-01-01", "--end", "2024-01-02",
+        "-o", target)
+    result = runner.invoke(cli, ["--sim", "klines", "ETHUSDT", "1h", "--start", "2024-01-01",
+                                 "--end", "2024-01-03", "-o", target])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ")
+    assert "ETHUSDT" in result.output
+    assert len(result.output.splitlines()) == 1
+
+
+def test_usage_errors_are_one_line(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--sim", "ticker"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: Missing argument 'SYMBOLS...'. (see '")
+    assert result.output.endswith(" ticker --help')\n")
+    assert result.output.count("\n") == 1
+
+
+def _flaky_ping(mock: respx.MockRouter) -> None:
+    mock.get("https://api.binance.com/api/v3/ping").mock(
+        side_effect=[httpx.Response(502, text="busy"), httpx.Response(200, json={})]
+    )
+
+
+def test_retries_show_only_with_verbose(runner: CliRunner) -> None:
+    with respx.mock() as mock:
+        _flaky_ping(mock)
+        quiet = runner.invoke(cli, ["ping"])
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == ""
+    with respx.mock() as mock:
+        _flaky_ping(mock)
+        loud = runner.invoke(cli, ["-v", "ping"])
+    assert loud.exit_code == 0, loud.output
+    lines = loud.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("info: aiocea_trio.retries: spot GET /api/v3/ping failed")
+    assert "retry 1 of" in lines[0]
+    assert "stamina" not in loud.output
+
+
+def test_httpx_request_lines_never_show(
+    runner: CliRunner, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)  # as if a user configured logging at DEBUG everywhere
+    monkeypatch.setenv("BINANCE_API_KEY", "k-123456")
+    monkeypatch.setenv("BINANCE_API_SECRET", "s-very-secret")
+    with respx.mock() as mock:
+        mock.get("https://api.binance.com/api/v3/time").respond(json={"serverTime": 1})
+        mock.get("https://api.binance.com/api/v3/account").respond(json={"balances": []})
+        result = runner.invoke(cli, ["-vv", "account"])
+    assert result.exit_code == 0, result.output
+    assert not [r for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]
+    assert re.search(r"signature=[0-9a-f]", result.output) is None
+    assert "s-very-secret" not in result.output
+    assert "HTTP Request" not in result.output
+    assert "debug: aiocea_trio.client:" in result.stderr
+    # and logging is as it was once the command is over
+    assert logging.getLogger("aiocea_trio").propagate
+    assert logging.getLogger("httpx").level == logging.NOTSET
+
+
+def test_messages_do_not_wrap_when_piped(runner: CliRunner, tmp_path: Path) -> None:
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "and-a-long-file-name-too.csv"
+    deep.parent.mkdir()
+    out = _ok(runner, "klines", "BTCUSDT", "1h", "--start", "2024-01-01", "--end", "2024-01-02",
+              "-o", str(deep))
+    assert out.splitlines() == [f"24 rows written to {deep} (0 REST pages, 0 weight)"] or (
+        out.count("\n") == 1 and str(deep) in out
+    ), out
+    result = runner.invoke(cli, ["--sim", "depth", "BTC/USDT" + "X" * 100])
+    assert len(result.output.splitlines()) == 1
+
+
+def test_demo_into_a_pipe_closed_early_exits_quietly() -> None:
+    """``aiocea-trio --sim demo | head -2``: no error text, exit 0 or 141."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiocea_trio", "--sim", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    try:
+        first_two = [proc.stdout.readline(), proc.stdout.readline()]
+        proc.stdout.close()  # what head does after its two lines
+        err = proc.stderr.read()
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert b"1. Fetch the server time" in first_two[0]
+    assert code in (0, 141), err
+    assert err == b""
+
+
+def test_demo_through_a_shell_pipe_into_head() -> None:
+    script = f"'{sys.executable}' -m aiocea_trio --sim demo | head -2; echo \"rc=${{PIPESTATUS[0]}}\""
+    done = subprocess.run(["bash", "-c", script], capture_output=True, timeout=30, check=True)
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 3
+    assert lines[-1] in ("rc=0", "rc=141")
+    assert done.stderr == b""

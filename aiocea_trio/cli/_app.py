@@ -231,7 +231,6 @@ def _pipe_closed() -> NoReturn:
     As Python's documentation on SIGPIPE recommends, stdout is pointed at devnull so
     that flushing it at exit does not fail again with a second error message.
     """
-    console.quiet = True
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
