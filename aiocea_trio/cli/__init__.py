@@ -19,4 +19,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2) from None
+    except KeyboardInterrupt:  # Ctrl-C while starting up: the same end as anywhere else
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    # Every other way a command ends (Ctrl-C included) is decided in `_app._Cli`.
     cli.main(args=list(argv) if argv is not None else None, prog_name="aiocea-trio")
