@@ -450,5 +450,5 @@ def test_operator_checks_its_options(kwargs: dict[str, Any], match: str) -> None
 
 
 def test_add_queue_needs_a_queue() -> None:
-    with pytest.raises(TypeError, match="task queue"):
+    with pytest.raises(TypeError, match="ReceiveChannel of tasks"):
         Operator().add_queue(object())  # type: ignore[arg-type]

@@ -1,9 +1,11 @@
-"""The `Operator`: a pool of workers that executes the tasks its queues hand out.
+"""The `Operator`: a pool of workers that executes the tasks its sources hand out.
 
-Workers pull tasks from the queues (one queue after another, in the order added), execute
-them with the operator's client, and, when streaming, send each finished task to a
-bounded (unbuffered) channel. Everything runs inside a nursery the caller owns: `run()`
-and `completed()` open their own, `serve()` lives in the caller's.
+A source is any `trio.abc.ReceiveChannel[Task]`: a memory channel fed by the caller's
+producers, or one of the built-in queues, which are receive channels themselves. Workers
+receive from the sources (one after another in the order added, or all at once with
+`fair=True`), execute each task with the operator's client, and, when streaming, send
+each finished task to a bounded (unbuffered) channel. Everything runs inside a nursery
+the caller owns: `run()` and `completed()` open their own, `serve()` lives in the caller's.
 
 Re-executing a held task is prevented: a task object handed to the consumer stays *held*
 until the consumer asks for the next task (or closes the channel), and no worker executes
@@ -13,7 +15,7 @@ result the consumer is still reading, without copying anything.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self, cast
@@ -29,11 +31,44 @@ from .task import Task, TaskFailedError, TaskState
 __all__ = ["CompletedChannel", "Operator"]
 
 
+Receive = Callable[[], Awaitable[Task]]
+"""A source's `receive`: the next task, or `trio.EndOfChannel` when it has ended."""
+
+
+def _receiver(source: object) -> Receive:
+    """The `receive` of a receive channel, or one made from an older `next_task()` source."""
+    receive = getattr(source, "receive", None)
+    if callable(receive):
+        return cast(Receive, receive)
+    next_task = getattr(source, "next_task", None)
+    if not callable(next_task):
+        raise TypeError(
+            f"expected a trio ReceiveChannel of tasks (or a queue), got {source!r}"
+        )
+
+    async def receive_next() -> Task:
+        task = await next_task()
+        if task is None:
+            raise trio.EndOfChannel
+        return cast(Task, task)
+
+    return receive_next
+
+
+def _checked(task: object, source: object) -> Task:
+    if not isinstance(task, Task):
+        raise TypeError(f"the source {source!r} sent {task!r}, which is not a Task")
+    return task
+
+
 @attrs.define(eq=False)
 class _Run:
-    """The state of one run: where the queues are, which tasks are busy, how it ended."""
+    """The state of one run: where the sources are, which tasks are busy, how it ended."""
 
-    sources: list[TaskSource]
+    sources: list[object]
+    receivers: list[Receive]
+    """The sources' `receive` functions; shared with the operator, so a source added
+    during a run (one after another) is consumed too."""
     out: trio.MemorySendChannel[Task] | None
     track: bool
     """Whether to keep tasks busy until released (streaming, or several workers)."""
@@ -46,15 +81,18 @@ class _Run:
     async def next_task(self) -> Task | None:
         if self.lock is None:
             return await self._next_task()
-        async with self.lock:  # keep the queue's order among several workers
+        async with self.lock:  # keep the source's order among several workers
             return await self._next_task()
 
     async def _next_task(self) -> Task | None:
-        while self.index < len(self.sources):
-            task = await self.sources[self.index].next_task()
-            if task is not None:
-                return task
-            self.index += 1
+        receivers = self.receivers
+        while self.index < len(receivers):
+            try:
+                task = await receivers[self.index]()
+            except trio.EndOfChannel:
+                self.index += 1
+                continue
+            return _checked(task, self.sources[self.index])
         return None
 
     single: bool = False
@@ -172,27 +210,53 @@ class Operator:
             or by the stream's next receive. By default failed tasks are streamed like the
             others, with `error` set, and the pipeline goes on.
 
-    Queues run one after another in the order they were added; a live queue holds up
-    the ones after it until it is closed.
+        fair: consume all sources at once, taking tasks from them in turn (round
+            robin), for services fed by several producers. By default sources are
+            consumed one after another in the order added; a live queue or an open
+            channel holds up the ones after it until it ends.
+
+    A source is any `trio.abc.ReceiveChannel[Task]`: a memory channel's receive end fed
+    by your own producers (the operator runs until every source ends with
+    `trio.EndOfChannel`, or its scope is cancelled; it never closes your channel), or a
+    `TaskQueue`, `TaskStack` or `TaskRing`, which are receive channels themselves.
     """
 
     client: Any = attrs.field(default=None)
     max_concurrency: int = attrs.field(default=1, kw_only=True, validator=_checks.count())
     exec_interval: float = attrs.field(default=0.0, kw_only=True, converter=_exec_interval)
     stop_on_error: bool = attrs.field(default=False, kw_only=True, validator=_checks.flag())
-    _queues: list[TaskSource] = attrs.field(factory=list, init=False)
+    fair: bool = attrs.field(default=False, kw_only=True, validator=_checks.flag())
+    _queues: list[object] = attrs.field(factory=list, init=False)
+    _receivers: list[Receive] = attrs.field(factory=list, init=False, repr=False)
     _running: bool = attrs.field(default=False, init=False, repr=False)
 
     @property
-    def queues(self) -> tuple[TaskSource, ...]:
+    def queues(self) -> tuple[Any, ...]:
+        """The sources, in the order added."""
         return tuple(self._queues)
 
-    def add_queue(self, queue: TaskSource) -> Self:
-        """Add a queue (anything with `async next_task()`); returns self for chaining."""
-        if not callable(getattr(queue, "next_task", None)):
-            raise TypeError(f"expected a task queue, got {queue!r}")
+    def add_queue(self, queue: trio.abc.ReceiveChannel[Task] | TaskSource) -> Self:
+        """Add a source of tasks; returns self for chaining.
+
+        Args:
+            queue: a `trio.abc.ReceiveChannel[Task]` (a memory channel's receive end, a
+                clone of one, a built-in queue, any class with `receive()`), or an older
+                source with `async next_task()` returning None at its end.
+
+        Raises:
+            TypeError: `queue` is neither.
+            RuntimeError: a `fair` operator is running (its sources are fixed at start).
+        """
+        receive = _receiver(queue)
+        if self._running and self.fair:
+            raise RuntimeError("add sources to a fair Operator before it starts")
         self._queues.append(queue)
+        self._receivers.append(receive)
         return self
+
+    def add_source(self, source: trio.abc.ReceiveChannel[Task] | TaskSource) -> Self:
+        """`add_queue` under the name that says what it takes: any source of tasks."""
+        return self.add_queue(source)
 
     def run_single_task(self, task: Task) -> Self:
         """Add a queue holding just `task`; returns self (`await op.run_single_task(t).run()`)."""
@@ -232,6 +296,12 @@ class Operator:
             await self._operate(run)
 
     @asynccontextmanager
+    async def open_completed(self) -> AsyncIterator[CompletedChannel]:
+        """`completed()` under trio's name for a context manager that owns a nursery."""
+        async with self.completed() as channel:
+            yield channel
+
+    @asynccontextmanager
     async def completed(self) -> AsyncIterator[CompletedChannel]:
         """Stream finished tasks: `async with op.completed() as channel: async for t in ...`.
 
@@ -258,11 +328,16 @@ class Operator:
         several = self.max_concurrency > 1
         return _Run(
             sources=self._queues,
+            receivers=self._receivers,
             out=out,
             track=several or out is not None,
-            lock=trio.Lock() if several else None,
+            lock=trio.Lock() if several and not self._merging else None,
             single=not several,
         )
+
+    @property
+    def _merging(self) -> bool:
+        return self.fair and len(self._receivers) > 1
 
     async def _operate(self, run: _Run) -> None:
         if self._running:
@@ -270,15 +345,56 @@ class Operator:
         self._running = True
         try:
             with run.scope:
-                if self.max_concurrency == 1:
+                if self._merging:
+                    await self._operate_fair(run)
+                elif self.max_concurrency == 1:
                     await self._worker(run)  # no nursery needed for one worker
                 else:
-                    with collapse_groups():
-                        async with trio.open_nursery() as nursery:
-                            for i in range(self.max_concurrency):
-                                nursery.start_soon(self._worker, run, name=f"operator worker {i}")
+                    await self._workers(run)
         finally:
             self._running = False
+
+    async def _workers(self, run: _Run) -> None:
+        with collapse_groups():
+            async with trio.open_nursery() as nursery:
+                for i in range(self.max_concurrency):
+                    nursery.start_soon(self._worker, run, name=f"operator worker {i}")
+
+    async def _operate_fair(self, run: _Run) -> None:
+        """Every source at once: one pump per source feeds an unbuffered channel, whose
+        waiting senders trio serves in turn, so the sources take turns."""
+        send, receive = trio.open_memory_channel[Task](0)
+        sources, receivers = list(run.sources), list(run.receivers)
+
+        async def pump(
+            source: object, receive_one: Receive, out: trio.MemorySendChannel[Task]
+        ) -> None:
+            with out:
+                while True:
+                    try:
+                        task = await receive_one()
+                    except trio.EndOfChannel:
+                        return
+                    await out.send(_checked(task, source))
+
+        async def merged() -> Task:
+            return await receive.receive()
+
+        run.sources, run.receivers, run.index = [receive], [merged], 0
+        with receive, collapse_groups():
+            async with trio.open_nursery() as nursery:
+                with send:
+                    for source, receive_one in zip(sources, receivers, strict=True):
+                        nursery.start_soon(pump, source, receive_one, send.clone())
+                try:
+                    if self.max_concurrency == 1:
+                        await self._worker(run)
+                    else:
+                        await self._workers(run)
+                finally:
+                    # All sources ended, or the workers stopped early (stop_on_error):
+                    # the pumps still waiting on a source or holding a task stop too.
+                    nursery.cancel_scope.cancel()
 
     async def _worker(self, run: _Run) -> None:
         client = self.client

@@ -1,9 +1,11 @@
 """Task queues: FIFO `TaskQueue`, LIFO `TaskStack` and cyclic `TaskRing`.
 
-A queue hands out its tasks in its order. The operator pulls them one at a time with
-`next_task()` (so a stack is really LIFO even while tasks are pushed during a run, and a
-ring's pause falls after a cycle has finished); `produce()` pushes the same sequence into a
-trio memory channel for code that wants a channel.
+Each queue *is* a trio receive channel of tasks (`trio.abc.ReceiveChannel[Task]`): its
+`receive()` hands out the next task in the queue's order at the moment it is called, so a
+stack is really LIFO even while tasks are pushed during a run, and a ring's pause falls
+between cycles. The operator consumes queues exactly as it consumes any other receive
+channel (a memory channel fed by your producers), and `async for task in queue` works
+too. `produce()` pushes the same sequence into a memory channel for code that wants one.
 
 `TaskQueue` and `TaskStack` hand each task out once (it leaves the queue, so `len` counts the
 tasks still waiting); `TaskRing` keeps its tasks and hands the same objects out every cycle.
@@ -13,6 +15,7 @@ A `live=True` queue does not end when it runs dry: it waits for more tasks until
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Iterator
 from typing import ClassVar, Protocol, Self
 
@@ -27,7 +30,11 @@ __all__ = ["TaskQueue", "TaskRing", "TaskSource", "TaskStack"]
 
 
 class TaskSource(Protocol):
-    """What `Operator.add_queue` accepts: anything that hands out tasks one at a time."""
+    """The older pull protocol `Operator.add_queue` still accepts besides receive channels.
+
+    Prefer a `trio.abc.ReceiveChannel[Task]` (a memory channel's receive end, or any
+    class with `receive()` raising `trio.EndOfChannel` at the end).
+    """
 
     async def next_task(self) -> Task | None:
         """The next task to execute, waiting if needed; None when the source is exhausted."""
@@ -35,8 +42,13 @@ class TaskSource(Protocol):
 
 
 @attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
-class _BaseQueue:
-    """Storage, operators, listing and live feeding shared by the three queues."""
+class _BaseQueue(trio.abc.ReceiveChannel[Task]):
+    """Storage, operators, listing and live feeding shared by the three queues.
+
+    As a receive channel: `receive()` waits for the next task (a live queue) or raises
+    `trio.EndOfChannel` when the queue is exhausted; `aclose()` is `close()` (the queue
+    accepts no more tasks and ends once the waiting ones are handed out).
+    """
 
     live: bool = attrs.field(default=False, kw_only=True, validator=_checks.flag())
     """Wait for more tasks when empty instead of ending, until `close()`."""
@@ -87,6 +99,11 @@ class _BaseQueue:
         self._closed = True
         self._notify()
 
+    async def aclose(self) -> None:
+        """`close()`, as a trio resource: `async with queue:` closes it on the way out."""
+        self.close()
+        await trio.lowlevel.checkpoint()
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -105,9 +122,20 @@ class _BaseQueue:
         """Print `format_tasks()`."""
         print(self.format_tasks())
 
+    async def receive(self) -> Task:
+        """The next task in this queue's order, waiting for one if the queue is live.
+
+        Raises:
+            trio.EndOfChannel: the queue is exhausted (or closed and drained).
+        """
+        raise NotImplementedError
+
     async def next_task(self) -> Task | None:
         """The next task in this queue's order; None when it is exhausted."""
-        raise NotImplementedError
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            return None
 
     async def produce(self, send_channel: trio.MemorySendChannel[Task]) -> None:
         """Send this queue's tasks, in its order, into `send_channel`, then close it.
@@ -136,10 +164,10 @@ class TaskQueue(_BaseQueue):
 
     kind: ClassVar[str] = "Task queue"
 
-    async def next_task(self) -> Task | None:
+    async def receive(self) -> Task:
         while not self._tasks:
             if not self.live or self._closed:
-                return None
+                raise trio.EndOfChannel
             await self._wait_changed()
         return self._tasks.popleft()
 
@@ -154,10 +182,10 @@ class TaskStack(_BaseQueue):
 
     kind: ClassVar[str] = "Task stack"
 
-    async def next_task(self) -> Task | None:
+    async def receive(self) -> Task:
         while not self._tasks:
             if not self.live or self._closed:
-                return None
+                raise trio.EndOfChannel
             await self._wait_changed()
         return self._tasks.pop()
 
@@ -179,6 +207,11 @@ class TaskRing(_BaseQueue):
         iter_interval: seconds to wait before starting the next cycle, counted from when
             the operator asks for the first task of that cycle (with one worker: when the
             previous cycle's last task has finished). No wait after the last cycle.
+        fixed_rate: start cycles every `iter_interval` seconds on trio's clock instead
+            (a "poll every second" that does not drift by the time a cycle takes). A
+            cycle that is due while the previous one still runs starts as soon as it
+            can; the ticks it missed are counted in `skipped_ticks` and never run
+            back to back to catch up.
 
     Tasks added or removed during a cycle take effect at the next cycle. `close()` lets
     the current cycle finish and then ends the ring (a ring closed before
@@ -190,13 +223,26 @@ class TaskRing(_BaseQueue):
         default=None, validator=_checks.count(minimum=0, optional=True)
     )
     iter_interval: float = attrs.field(default=0.0, converter=_iter_interval)
+    fixed_rate: bool = attrs.field(default=False, kw_only=True, validator=_checks.flag())
     _cycle: tuple[Task, ...] | None = attrs.field(default=None, init=False, repr=False)
     _pos: int = attrs.field(default=0, init=False, repr=False)
     _cycles_done: int = attrs.field(default=0, init=False, repr=False)
+    _anchor: float | None = attrs.field(default=None, init=False, repr=False)
+    _tick: int = attrs.field(default=0, init=False, repr=False)
+    _skipped: int = attrs.field(default=0, init=False, repr=False)
 
     kind: ClassVar[str] = "Task ring"
 
-    async def next_task(self) -> Task | None:
+    def __attrs_post_init__(self) -> None:
+        if self.fixed_rate and self.iter_interval <= 0:
+            raise ValueError("TaskRing: fixed_rate needs an iter_interval > 0 (the period)")
+
+    @property
+    def skipped_ticks(self) -> int:
+        """Fixed-rate ticks that passed while a cycle was still running (never run late)."""
+        return self._skipped
+
+    async def receive(self) -> Task:
         while True:
             cycle = self._cycle
             if cycle is not None:
@@ -209,8 +255,8 @@ class TaskRing(_BaseQueue):
                     self.iter_num is not None and self._cycles_done >= self.iter_num
                 ):
                     self._reset()
-                    return None
-                if self.iter_interval > 0:
+                    raise trio.EndOfChannel
+                if self.iter_interval > 0 and not self.fixed_rate:
                     await trio.sleep(self.iter_interval)
                 elif self._cycles_done % _CHECKPOINT_EVERY == 0:
                     # An endless ring of tasks that never yield stays cancellable, without
@@ -218,17 +264,37 @@ class TaskRing(_BaseQueue):
                     await trio.lowlevel.checkpoint()
             elif self.iter_num is not None and self._cycles_done >= self.iter_num:
                 self._reset()
-                return None
+                raise trio.EndOfChannel
             elif self._tasks:
+                if self.fixed_rate and not await self._wait_for_tick():
+                    continue  # the ring changed while it waited: look again
                 self._cycle = tuple(self._tasks)
                 self._pos = 0
+                self._tick += 1
             elif self.live and not self._closed:
                 await self._wait_changed()
             else:
                 self._reset()
-                return None
+                raise trio.EndOfChannel
+
+    async def _wait_for_tick(self) -> bool:
+        """Wait for the next cycle's tick; False if the ring was emptied meanwhile."""
+        now = trio.current_time()
+        if self._anchor is None:
+            self._anchor = now
+            return True
+        due = self._anchor + self._tick * self.iter_interval
+        if now < due:
+            await trio.sleep_until(due)
+            return bool(self._tasks)
+        missed = math.floor((now - due) / self.iter_interval)
+        self._skipped += missed
+        self._tick += missed
+        return True
 
     def _reset(self) -> None:
         # Exhausted: ready for another run by another operator.
         self._cycles_done = 0
         self._cycle = None
+        self._anchor = None
+        self._tick = 0
