@@ -53,6 +53,7 @@ from .pipeline import Task as Task
 from .pipeline import TaskFailedError as TaskFailedError
 from .pipeline import TaskQueue as TaskQueue
 from .pipeline import TaskRing as TaskRing
+from .pipeline import TaskSnapshot as TaskSnapshot
 from .pipeline import TaskSource as TaskSource
 from .pipeline import TaskStack as TaskStack
 from .pipeline import TaskState as TaskState
@@ -233,6 +234,7 @@ __all__ = [
     "TaskFailedError",
     "TaskQueue",
     "TaskRing",
+    "TaskSnapshot",
     "TaskSource",
     "TaskStack",
     "TaskState",

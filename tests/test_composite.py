@@ -66,7 +66,7 @@ class Same(Task):
 
 async def test_gather_of_n_sleeps_takes_one_sleep(autojump_clock: Any) -> None:
     gather = GatherTask(*(Sleep(2, i) for i in range(5)))
-    assert await gather.execute(CLIENT) == [0, 1, 2, 3, 4]
+    assert await gather.execute(CLIENT, raise_errors=False) == [0, 1, 2, 3, 4]
     assert trio.current_time() == 2
     assert gather.state is TaskState.DONE
     assert gather.result == [0, 1, 2, 3, 4]
@@ -74,13 +74,13 @@ async def test_gather_of_n_sleeps_takes_one_sleep(autojump_clock: Any) -> None:
 
 async def test_gather_keeps_argument_order_not_completion_order(autojump_clock: Any) -> None:
     gather = GatherTask(Sleep(3, "slow"), Sleep(1, "fast"))
-    await gather.execute(CLIENT)
+    await gather.execute(CLIENT, raise_errors=False)
     assert gather.result == ["slow", "fast"]
 
 
 async def test_serial_of_n_sleeps_takes_n_sleeps(autojump_clock: Any) -> None:
     serial = SerialTask(*(Sleep(2, i) for i in range(5)))
-    assert await serial.execute(CLIENT) == [0, 1, 2, 3, 4]
+    assert await serial.execute(CLIENT, raise_errors=False) == [0, 1, 2, 3, 4]
     assert trio.current_time() == 10
     assert [t.finished_at for t in serial] == [2, 4, 6, 8, 10]
 
@@ -90,7 +90,7 @@ async def test_nested_results_and_timing(autojump_clock: Any) -> None:
         SerialTask(Sleep(1, "btc1"), Sleep(1, "btc2")),
         SerialTask(Sleep(1, "eth1"), Sleep(2, "eth2")),
     )
-    await gather.execute(CLIENT)
+    await gather.execute(CLIENT, raise_errors=False)
     assert trio.current_time() == 3
     assert gather.result[0][1] == "btc2"
     assert gather.result[1][0] == "eth1"
@@ -100,7 +100,7 @@ async def test_nested_results_and_timing(autojump_clock: Any) -> None:
 async def test_gather_failure_cancels_siblings(autojump_clock: Any) -> None:
     boom, slow1, slow2, quick = Boom(1), Sleep(5), Sleep(5), Sleep(0.5, "q")
     gather = GatherTask(slow1, boom, slow2, quick)
-    assert await gather.execute(CLIENT) is None
+    assert await gather.execute(CLIENT, raise_errors=False) is None
     assert trio.current_time() == 1
     assert gather.state is TaskState.FAILED
     assert gather.error is boom.error  # the child's exception itself, not a group
@@ -117,7 +117,7 @@ async def test_gather_raise_errors_gives_the_leaf_exception() -> None:
 async def test_gather_return_exceptions_runs_all_to_the_end(autojump_clock: Any) -> None:
     boom, slow = Boom(1), Sleep(5, "s")
     gather = GatherTask(boom, slow, Boom(2), return_exceptions=True)
-    await gather.execute(CLIENT)
+    await gather.execute(CLIENT, raise_errors=False)
     assert trio.current_time() == 5
     assert gather.state is TaskState.DONE
     assert gather.error is None
@@ -131,7 +131,7 @@ async def test_failure_inside_nesting_fails_the_whole_tree(autojump_clock: Any) 
     boom, other = Boom(1), Sleep(3)
     left, right = SerialTask(Sleep(1), boom), SerialTask(other)
     gather = GatherTask(left, right)
-    await gather.execute(CLIENT)
+    await gather.execute(CLIENT, raise_errors=False)
     assert trio.current_time() == 2
     assert left.error is boom.error
     assert gather.error is boom.error
@@ -141,7 +141,7 @@ async def test_failure_inside_nesting_fails_the_whole_tree(autojump_clock: Any) 
 async def test_serial_stops_at_first_failure(autojump_clock: Any) -> None:
     first, boom, last = Sleep(1, "a"), Boom(1), Sleep(1, "c")
     serial = SerialTask(first, boom, last)
-    await serial.execute(CLIENT)
+    await serial.execute(CLIENT, raise_errors=False)
     assert serial.state is TaskState.FAILED
     assert serial.error is boom.error
     assert last.state is TaskState.PENDING
@@ -151,7 +151,7 @@ async def test_serial_stops_at_first_failure(autojump_clock: Any) -> None:
 async def test_serial_continue_on_error(autojump_clock: Any) -> None:
     boom = Boom(1)
     serial = SerialTask(Sleep(1, "a"), boom, Sleep(1, "c"), continue_on_error=True)
-    await serial.execute(CLIENT)
+    await serial.execute(CLIENT, raise_errors=False)
     assert serial.state is TaskState.DONE
     assert serial.result == ["a", boom.error, "c"]
     assert trio.current_time() == 3
@@ -161,7 +161,7 @@ async def test_outer_cancel_marks_the_tree_cancelled(autojump_clock: Any) -> Non
     done, running, waiting = Sleep(1), Sleep(5), Sleep(1)
     gather = GatherTask(done, SerialTask(running, waiting))
     with trio.move_on_after(2):
-        await gather.execute(CLIENT)
+        await gather.execute(CLIENT, raise_errors=False)
     assert gather.state is TaskState.CANCELLED
     assert done.state is TaskState.DONE
     assert running.state is TaskState.CANCELLED
@@ -171,7 +171,7 @@ async def test_outer_cancel_marks_the_tree_cancelled(autojump_clock: Any) -> Non
 async def test_composite_timeout(autojump_clock: Any) -> None:
     slow, fast = Sleep(5), Sleep(1)
     gather = GatherTask(slow, fast, timeout=2)
-    await gather.execute(CLIENT)
+    await gather.execute(CLIENT, raise_errors=False)
     assert trio.current_time() == 2
     assert isinstance(gather.error, TaskTimeoutError)
     assert str(gather.error) == "task Gather (2) timed out after 2 s"
@@ -181,7 +181,7 @@ async def test_composite_timeout(autojump_clock: Any) -> None:
 
 async def test_children_are_named_in_the_nursery() -> None:
     gather = GatherTask(TaskName("first"), TaskName("second"))
-    assert await gather.execute(CLIENT) == ["first", "second"]
+    assert await gather.execute(CLIENT, raise_errors=False) == ["first", "second"]
 
 
 async def test_client_override_reaches_children_without_their_own() -> None:

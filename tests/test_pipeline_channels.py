@@ -71,12 +71,18 @@ async def test_a_stack_stays_lifo_when_tasks_are_pushed_during_a_run(
     stack = TaskStack(live=True)
     stack.add_tasks(Sleep("first", 1.0), Sleep("second", 1.0))
     order: list[str] = []
-    async with Operator().add_queue(stack).completed() as done:
-        async for task in done:
-            order.append(str(task))
-            if str(task) == "second":
-                stack.add_tasks(Sleep("pushed-1"), Sleep("pushed-2"))
-                stack.close()
+
+    async def push_while_second_runs() -> None:
+        await trio.sleep(0.5)
+        stack.add_tasks(Sleep("pushed-1"), Sleep("pushed-2"))
+        stack.close()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(push_while_second_runs)
+        async with Operator().add_queue(stack).completed() as done:
+            async for task in done:
+                order.append(str(task))
+    # Taken at the moment the worker is free: the newest task first.
     assert order == ["second", "pushed-2", "pushed-1", "first"]
 
 
@@ -194,3 +200,46 @@ def test_a_fixed_rate_needs_a_period() -> None:
         TaskRing(3, fixed_rate=True)
     with pytest.raises(TypeError, match="fixed_rate"):
         TaskRing(3, 1.0, fixed_rate="yes")  # type: ignore[arg-type]
+
+
+# -- direct execution raises; a streamed task is on loan --------------------------------
+
+
+async def test_executing_a_gather_directly_raises_the_bad_symbols_error() -> None:
+    from aiocea_trio import BinanceAPIError, GatherTask, SimExchange, SpotFetchTicker
+
+    good, bad = SpotFetchTicker(symbol="BTCUSDT"), SpotFetchTicker(symbol="NOPEUSDT")
+    async with SimExchange().client() as client:
+        with pytest.raises(BinanceAPIError) as info:
+            _btc, _nope = await GatherTask(good, bad).execute(client)
+        assert info.value.code == -1121
+        assert info.value is bad.error
+        # The operator's way, and on request: recorded, not raised.
+        quiet = GatherTask(SpotFetchTicker(symbol="NOPEUSDT"))
+        assert await quiet.execute(client, raise_errors=False) is None
+        assert isinstance(quiet.error, BinanceAPIError)
+
+
+async def test_a_snapshot_keeps_a_rings_result_after_the_task_is_run_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from aiocea_trio import TaskSnapshot, TaskState
+
+    counter = iter(range(100))
+
+    @attrs.define(eq=False)
+    class Count(Task):
+        async def run(self, client: Any) -> dict[str, int]:
+            await trio.sleep(0.5)
+            return {"n": next(counter)}
+
+    kept: list[TaskSnapshot] = []
+    seen_objects: set[int] = set()
+    ring = TaskRing(3).add_tasks(Count())
+    async with Operator().add_queue(ring).completed() as done:
+        async for task in done:
+            seen_objects.add(id(task))
+            kept.append(task.snapshot())
+    assert len(seen_objects) == 1  # the same object every cycle
+    assert [s.result for s in kept] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert all(s.state is TaskState.DONE and s.elapsed == pytest.approx(0.5) for s in kept)

@@ -60,7 +60,7 @@ async def test_execute_records_result_state_and_times(autojump_clock: Any) -> No
     task = Sleep(2, "v")
     initial = (task.state, task.result)
     assert initial == (TaskState.PENDING, None)
-    assert await task.execute(CLIENT) == "v"
+    assert await task.execute(CLIENT, raise_errors=False) == "v"
     assert task.state is TaskState.DONE
     assert task.result == "v"
     assert task.error is None
@@ -69,7 +69,7 @@ async def test_execute_records_result_state_and_times(autojump_clock: Any) -> No
 
 async def test_failure_is_recorded_not_raised(autojump_clock: Any) -> None:
     task = Boom(1)
-    assert await task.execute(CLIENT) is None
+    assert await task.execute(CLIENT, raise_errors=False) is None
     assert task.state is TaskState.FAILED
     assert isinstance(task.error, ValueError)
     assert task.result is None
@@ -88,7 +88,7 @@ async def test_cancellation_is_marked_and_propagates(autojump_clock: Any) -> Non
     task = Sleep(10)
     reached_after = False
     with trio.move_on_after(3) as scope:
-        await task.execute(CLIENT)
+        await task.execute(CLIENT, raise_errors=False)
         reached_after = True
     assert scope.cancelled_caught
     assert not reached_after
@@ -107,13 +107,13 @@ async def test_cancelled_group_from_a_users_nursery_marks_cancelled(autojump_clo
 
     task = Nested()
     with trio.move_on_after(1):
-        await task.execute(CLIENT)
+        await task.execute(CLIENT, raise_errors=False)
     assert task.state is TaskState.CANCELLED
 
 
 async def test_timeout_fails_with_task_timeout_error(autojump_clock: Any) -> None:
     task = Sleep(10, timeout=2.5)
-    assert await task.execute(CLIENT) is None
+    assert await task.execute(CLIENT, raise_errors=False) is None
     assert trio.current_time() == 2.5
     assert task.state is TaskState.FAILED
     assert isinstance(task.error, TaskTimeoutError)
@@ -125,7 +125,7 @@ async def test_timeout_fails_with_task_timeout_error(autojump_clock: Any) -> Non
 
 async def test_timeout_not_reached_is_harmless(autojump_clock: Any) -> None:
     task = Sleep(1, "ok", timeout=2)
-    assert await task.execute(CLIENT) == "ok"
+    assert await task.execute(CLIENT, raise_errors=False) == "ok"
     assert task.state is TaskState.DONE
     assert trio.current_time() == 1
 
@@ -133,7 +133,7 @@ async def test_timeout_not_reached_is_harmless(autojump_clock: Any) -> None:
 async def test_outer_cancel_beats_own_timeout(autojump_clock: Any) -> None:
     task = Sleep(10, timeout=5)
     with trio.move_on_after(1):
-        await task.execute(CLIENT)
+        await task.execute(CLIENT, raise_errors=False)
     assert task.state is TaskState.CANCELLED
     assert task.error is None
 
@@ -146,9 +146,9 @@ def test_timeout_must_be_positive(bad: float) -> None:
 
 async def test_reexecution_resets_the_previous_outcome() -> None:
     flaky = FunctionTask(_flaky, [ValueError("first"), "second"])
-    await flaky.execute(CLIENT)
+    await flaky.execute(CLIENT, raise_errors=False)
     assert isinstance(flaky.error, ValueError)
-    assert await flaky.execute(CLIENT) == "second"
+    assert await flaky.execute(CLIENT, raise_errors=False) == "second"
     assert flaky.state is TaskState.DONE
     assert flaky.error is None
 
@@ -168,7 +168,7 @@ async def test_own_client_wins_over_the_given_one() -> None:
 
 async def test_base_run_is_not_implemented() -> None:
     task = Task()
-    await task.execute(CLIENT)
+    await task.execute(CLIENT, raise_errors=False)
     assert isinstance(task.error, NotImplementedError)
 
 
@@ -189,7 +189,7 @@ async def test_function_task_forwards_arguments() -> None:
         return (a + b) * scale
 
     task = FunctionTask(add, 1, 2, scale=10)
-    assert await task.execute(CLIENT) == 30
+    assert await task.execute(CLIENT, raise_errors=False) == 30
     assert str(task).endswith("add(1, 2, scale=10)")
 
 
@@ -209,7 +209,7 @@ async def test_function_task_passes_client_only_to_functions_that_take_it() -> N
 
 async def test_function_task_timeout_is_the_tasks_not_the_functions(autojump_clock: Any) -> None:
     task = FunctionTask(trio.sleep, 10, timeout=1)
-    await task.execute(CLIENT)
+    await task.execute(CLIENT, raise_errors=False)
     assert isinstance(task.error, TaskTimeoutError)
     assert trio.current_time() == 1
 

@@ -300,7 +300,7 @@ async def test_one_task_object_is_one_order(client: BinanceClient) -> None:
                          quantity="0.01", price=price)  # fmt: skip
     await run(order, client)
     # Executing the same task again re-sends the same newClientOrderId: refused, not doubled.
-    await order.execute(client)
+    await order.execute(client, raise_errors=False)
     assert order.state is TaskState.FAILED
     assert isinstance(order.error, BinanceAPIError)
     assert order.error.code == -2010
@@ -330,7 +330,7 @@ async def test_the_catalog_composes_in_a_gather(client: BinanceClient) -> None:
 
 async def test_exchange_errors_land_on_the_task(client: BinanceClient) -> None:
     task = SpotFetchTicker(symbol="NOPEUSDT")  # well-formed, but the exchange has no such symbol
-    await task.execute(client)
+    await task.execute(client, raise_errors=False)
     assert task.state is TaskState.FAILED
     assert isinstance(task.error, BinanceAPIError)
     assert task.error.code == -1121

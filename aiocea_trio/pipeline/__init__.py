@@ -18,6 +18,7 @@ from .queues import TaskStack as TaskStack
 from .task import FunctionTask as FunctionTask
 from .task import Task as Task
 from .task import TaskFailedError as TaskFailedError
+from .task import TaskSnapshot as TaskSnapshot
 from .task import TaskState as TaskState
 from .task import TaskTimeoutError as TaskTimeoutError
 from .task import task_function as task_function
@@ -33,6 +34,7 @@ __all__ = [
     "TaskFailedError",
     "TaskQueue",
     "TaskRing",
+    "TaskSnapshot",
     "TaskSource",
     "TaskStack",
     "TaskState",

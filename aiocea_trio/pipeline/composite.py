@@ -170,7 +170,7 @@ class GatherTask(CompositeTask):
         failed: list[Task] = []
 
         async def child(i: int, task: Task, scope: trio.CancelScope) -> None:
-            await task.execute(client)
+            await task.execute(client, raise_errors=False)
             if task.state is TaskState.DONE:
                 results[i] = task.result
             elif self.return_exceptions:
@@ -222,7 +222,7 @@ class SerialTask(CompositeTask):
     async def run(self, client: Any) -> list[Any]:
         results: list[Any] = []
         for task in self.tasks:
-            await task.execute(client)
+            await task.execute(client, raise_errors=False)
             if task.state is TaskState.DONE:
                 results.append(task.result)
             elif self.continue_on_error:

@@ -136,10 +136,16 @@ class CompletedChannel(trio.abc.ReceiveChannel[Task]):
     """The receiving end of an operator's stream of finished tasks.
 
     `async for task in channel` yields each task once it has finished (DONE, FAILED or a
-    composite with its children's outcomes). Asking for the next task releases the
-    previous one, which a ring may then run again. Ends when the operator has executed
+    composite with its children's outcomes). Ends when the operator has executed
     everything; raises `TaskFailedError` instead if `stop_on_error` stopped it. Not
     clonable: one consumer per stream.
+
+    **A received task is on loan** until your next `receive()` (the next turn of
+    `async for`): then it goes back to the operator, and a ring may run the same object
+    again, resetting its `result` and `error`. Nothing runs it while you hold it, so read
+    it freely inside the loop body; to keep an outcome beyond it, keep
+    `task.snapshot()` (or the `task.result` object itself, which a new run replaces but
+    never changes).
     """
 
     def __init__(self, receive_channel: trio.MemoryReceiveChannel[Task], run: _Run) -> None:
@@ -406,7 +412,7 @@ class Operator:
                 await run.acquire(task)
             if last_done is not None and interval > 0:
                 await trio.sleep_until(last_done + interval)
-            await task.execute(client)
+            await task.execute(client, raise_errors=False)
             last_done = trio.current_time()
             if self.stop_on_error and task.state is TaskState.FAILED:
                 run.fail(task)

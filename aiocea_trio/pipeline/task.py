@@ -22,6 +22,7 @@ __all__ = [
     "FunctionTask",
     "Task",
     "TaskFailedError",
+    "TaskSnapshot",
     "TaskState",
     "TaskTimeoutError",
     "task_function",
@@ -38,6 +39,32 @@ class TaskState(enum.Enum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+@attrs.frozen
+class TaskSnapshot:
+    """A task's outcome, kept: what `Task.snapshot()` returns.
+
+    A task streamed by the operator is on loan until the consumer's next receive: a
+    ring may then run the same object again, which resets `result` and `error`. A
+    snapshot is yours to keep. It holds the result object itself (each run rebinds the
+    task's `result` to a new object, it never changes the old one).
+    """
+
+    name: str
+    """`str(task)` when the snapshot was taken."""
+    state: TaskState
+    result: Any
+    error: Exception | None
+    started_at: float | None
+    finished_at: float | None
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds the run took (trio's clock), or None if it has not finished."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
 
 
 class TaskTimeoutError(TimeoutError):
@@ -102,20 +129,24 @@ class Task:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement run()")
 
-    async def execute(self, client: Any = None, *, raise_errors: bool = False) -> Any:
-        """Run the task once and record the outcome on it.
+    async def execute(self, client: Any = None, *, raise_errors: bool = True) -> Any:
+        """Run the task once, record the outcome on it, and return the result.
 
         An `Exception` from `run` (or a `TaskTimeoutError`) is recorded as `error` with state
-        FAILED and, by default, not raised: this keeps composites and the operator simple
-        (they look at `state`). Cancellation is never swallowed: the task is marked
-        CANCELLED and `trio.Cancelled` propagates.
+        FAILED and then raised, as a direct call should
+        (`btc, eth = await GatherTask(a, b).execute(client)` raises a bad symbol's
+        `BinanceAPIError`). The operator and the composites run their tasks with
+        `raise_errors=False`: the failure is recorded and they look at `state`.
+        Cancellation is never swallowed: the task is marked CANCELLED and
+        `trio.Cancelled` propagates.
 
         Args:
             client: the default client; `self.client` wins when set.
-            raise_errors: re-raise the recorded error after recording it.
+            raise_errors: raise the recorded error (the default); False records it only
+                and returns None.
 
         Returns:
-            The result, or None if the task failed.
+            The result (or None, with `raise_errors=False`, if the task failed).
 
         Raises:
             RuntimeError: this task object is already running (started elsewhere and not
@@ -154,6 +185,17 @@ class Task:
             if self.state is TaskState.RUNNING:
                 # A BaseException (Cancelled, or a group of them) is on its way out.
                 self.state = TaskState.CANCELLED
+
+    def snapshot(self) -> TaskSnapshot:
+        """The outcome as it is now, to keep after the task is handed back (see `TaskSnapshot`)."""
+        return TaskSnapshot(
+            name=str(self),
+            state=self.state,
+            result=self.result,
+            error=self.error,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
 
     async def _run_with_timeout(self, client: Any, seconds: float) -> Any:
         with trio.move_on_after(seconds):

@@ -475,8 +475,8 @@ async def test_a_task_given_the_wrong_json_fails_with_a_response_error(body: str
         async with _client() as client:
             klines = SpotFetchKline(symbol="BTCUSDT", interval="1m")
             account = SpotFetchAccount()
-            await klines.execute(client)
-            await account.execute(client)
+            await klines.execute(client, raise_errors=False)
+            await account.execute(client, raise_errors=False)
     for task, path in ((klines, "/api/v3/klines"), (account, "/api/v3/account")):
         assert task.state is TaskState.FAILED
         assert isinstance(task.error, BinanceResponseError), task.error
