@@ -398,25 +398,28 @@ async def _ordered_pages(
         results[index] = await fetch(index)
         done[index].set()
 
-    with send:
-        async with trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
 
-            async def emit() -> None:
-                for index in range(count):
-                    await done_event(index).wait()
-                    rows = results.pop(index)
-                    done.pop(index)
-                    slots.release()
-                    await send.send(rows)
-
-            def done_event(index: int) -> trio.Event:
-                return done.setdefault(index, trio.Event())
-
-            nursery.start_soon(emit)
+        async def emit() -> None:
             for index in range(count):
-                await slots.acquire()
-                done_event(index)
-                nursery.start_soon(one, index)
+                await done_event(index).wait()
+                rows = results.pop(index)
+                done.pop(index)
+                slots.release()
+                await send.send(rows)
+
+        def done_event(index: int) -> trio.Event:
+            return done.setdefault(index, trio.Event())
+
+        nursery.start_soon(emit)
+        for index in range(count):
+            await slots.acquire()
+            done_event(index)
+            nursery.start_soon(one, index)
+    # Closed only when every page was sent: a failure or a cancel (Ctrl-C) must not
+    # look like the end of the range to the consumer, which would report the rest as
+    # a gap. The failure reaches the consumer's nursery and cancels it instead.
+    send.close()
 
 
 @attrs.frozen

@@ -498,3 +498,30 @@ async def test_history_given_the_wrong_json_fails_with_a_response_error(
                     client, "BTCUSDT", "1m", start=1_690_000_000_000, end=1_690_003_600_000,
                     source="rest",
                 )
+
+
+async def test_a_failed_page_is_not_reported_as_a_gap(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aiocea_trio import download_klines
+
+    def page(request: httpx.Request) -> httpx.Response:
+        start = int(_params(request)["startTime"])
+        if start > 1_690_000_000_000:  # every page but the first is refused
+            return httpx.Response(400, json={"code": -1121, "msg": "Invalid symbol."})
+        rows = [[start + i * 60_000, "1", "1", "1", "1", "1", start + i * 60_000 + 59_999,
+                 "1", 1, "1", "1", "0"] for i in range(1000)]
+        return httpx.Response(200, json=rows)
+
+    caplog.set_level(logging.WARNING)
+    with respx.mock(assert_all_called=False) as router:
+        router.get(f"{SPOT}/api/v3/time").respond(json=TIME)
+        router.get(f"{SPOT}/api/v3/klines").mock(side_effect=page)
+        async with _client() as client:
+            with pytest.raises(BinanceAPIError):
+                await download_klines(
+                    client, "BTCUSDT", "1m", start=1_689_999_960_000,
+                    end=1_689_999_960_000 + 5000 * 60_000, source="rest", max_concurrency=1,
+                )
+    # The failure is the answer; the rows it prevented are not "missing from the exchange".
+    assert not [r for r in caplog.records if "klines from" in r.getMessage()]
