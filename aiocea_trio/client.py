@@ -611,13 +611,7 @@ class BinanceClient:
             try:
                 before, info, after = await self._timed_get_with_retries(call)
                 if not isinstance(info, dict) or not isinstance(info.get("rateLimits"), list):
-                    raise BinanceResponseError.wrong_shape(
-                        "exchangeInfo with rateLimits",
-                        info,
-                        market=market.value,
-                        method=call.method,
-                        path=call.path,
-                    )
+                    raise call.wrong_shape("exchangeInfo with rateLimits", info)
                 limits = MarketLimits.from_exchange_info(info["rateLimits"])
                 if self._last_sync is None and "serverTime" in info:
                     # The limiter's windows follow the exchange's clock: align with it
@@ -845,6 +839,12 @@ class _Call:
     def describe(self) -> str:
         return f"{self.market.value} {self.method} {self.path}"
 
+    def wrong_shape(self, expected: str, data: object) -> BinanceResponseError:
+        """The error for an answer to this call that is JSON, but not ``expected``."""
+        return BinanceResponseError.wrong_shape(
+            expected, data, market=self.market.value, method=self.method, path=self.path
+        )
+
 
 def _check_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
@@ -869,13 +869,7 @@ def _server_time(data: Any, call: _Call) -> int:
     value = data.get("serverTime") if isinstance(data, dict) else None
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
-    raise BinanceResponseError.wrong_shape(
-        "an object with an integer serverTime",
-        data,
-        market=call.market.value,
-        method=call.method,
-        path=call.path,
-    )
+    raise call.wrong_shape("an object with an integer serverTime", data)
 
 
 def _order_answer(data: Any, call: _Call) -> Any:
@@ -892,13 +886,7 @@ def _order_answer(data: Any, call: _Call) -> Any:
         }.get(call.method)
         if asked is None or str(data.get("clientOrderId")) == str(asked):
             return data
-    raise BinanceResponseError.wrong_shape(
-        "the order that was sent, with its orderId",
-        data,
-        market=call.market.value,
-        method=call.method,
-        path=call.path,
-    )
+    raise call.wrong_shape("the order that was sent, with its orderId", data)
 
 
 def _outcome_unknown(exc: BinanceAPIError) -> bool:

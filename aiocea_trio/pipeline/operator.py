@@ -92,7 +92,9 @@ class _Run:
             except trio.EndOfChannel:
                 self.index += 1
                 continue
-            return _checked(task, self.sources[self.index])
+            if not isinstance(task, Task):
+                _checked(task, self.sources[self.index])  # raises: it is not a Task
+            return task
         return None
 
     single: bool = False

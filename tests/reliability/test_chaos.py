@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
-from types import SimpleNamespace
+from collections.abc import Callable
 
 import pytest
 import trio
 import trio.testing
 
-import aiocea_trio.client
 from aiocea_trio import (
     BinanceError,
     CoinMFetchKline,
@@ -120,24 +118,6 @@ def _faults(variant: str) -> list[FaultConfig]:
             FaultConfig(rate_limit_rate=0.3, rate_limit_retry_after=1e9, active=(32.0, 40.0))
         )
     return faults
-
-
-@pytest.fixture
-def seeded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Same run every time: seed the backoff jitter (the global ``random``) and trio's
-    scheduling order (its private RNG, the one trio registers with hypothesis for the same
-    reason), and pin the wall clock the client anchors its timestamps to (its sub-millisecond
-    part moves the limiter's window edges); all restored afterwards."""
-    monkeypatch.setattr(aiocea_trio.client, "time", SimpleNamespace(time=lambda: START_MS / 1e3))
-    trio_rng: random.Random = trio._core._run._r
-    saved = random.getstate(), trio_rng.getstate()
-    random.seed(SEED)
-    trio_rng.seed(SEED)
-    try:
-        yield
-    finally:
-        random.setstate(saved[0])
-        trio_rng.setstate(saved[1])
 
 
 def _ok_error(error: BaseException | None) -> bool:

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
-from types import SimpleNamespace
 from typing import Any
 
 import attrs
@@ -32,7 +30,6 @@ import pytest
 import trio
 import trio.testing
 
-import aiocea_trio.client
 from aiocea_trio import BinanceAPIError, BinanceClient, BinanceError, OrderStatusUnknownError
 from aiocea_trio.sim import FaultConfig, SimExchange
 
@@ -73,24 +70,6 @@ def _faults(variant: str) -> list[FaultConfig]:
     if variant == "garbage":
         faults.append(FaultConfig(garbage_rate=0.15, error_in_200_rate=0.05, orders_only=True))
     return faults
-
-
-@pytest.fixture
-def seeded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Same run every time: seed the backoff jitter (the global ``random``) and trio's
-    scheduling order (its private RNG, the one trio registers with hypothesis for the same
-    reason), and pin the wall clock the client anchors its timestamps to (its sub-millisecond
-    part moves the limiter's window edges); all restored afterwards."""
-    monkeypatch.setattr(aiocea_trio.client, "time", SimpleNamespace(time=lambda: START_MS / 1e3))
-    trio_rng: random.Random = trio._core._run._r
-    saved = random.getstate(), trio_rng.getstate()
-    random.seed(SEED)
-    trio_rng.seed(SEED)
-    try:
-        yield
-    finally:
-        random.setstate(saved[0])
-        trio_rng.setstate(saved[1])
 
 
 @attrs.define
