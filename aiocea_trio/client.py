@@ -31,6 +31,7 @@ import trio
 
 from ._params import encode_params, param_str
 from ._redact import install_log_redaction, register_secret, scrub
+from .endpoints import DEFAULT_ORDER_LIMITS, find
 from .errors import (
     BinanceAPIError,
     BinanceBanError,
@@ -55,7 +56,6 @@ from .limits import (
 from .markets import Market, market_for_path
 from .retries import RetryPolicy
 from .signing import HmacSigner, Signer
-from .weights import DEFAULT_ORDER_LIMITS, counts_as_order, free_on_success, request_weight
 
 _T = TypeVar("_T")
 
@@ -649,8 +649,9 @@ class BinanceClient:
         """One HTTP exchange, inside a rate-limiter reservation."""
         http = self._require_open()
         market, method, path = call.market, call.method, call.path
-        weight = request_weight(market.value, method, path, call.str_params)
-        if counts_as_order(market.value, method, path):
+        endpoint = find(market, method, path)
+        weight = endpoint.request_weight(call.str_params)
+        if endpoint.counts_as_order:
             await self._wait_for_order_budget(market)
         await self.limiter.acquire(market, weight, self.server_time_ms, describe=(method, path))
         charged: int | None = None
@@ -670,7 +671,7 @@ class BinanceClient:
             response = await self._exchange(http, call, url, signature)
             headers = response.headers
             ok = 200 <= response.status_code < 300
-            if ok and free_on_success(market.value, method, path):
+            if ok and endpoint.free_on_success:
                 charged = 0
             logger.debug("%s %s %s -> HTTP %d", market.value, method, path, response.status_code)
             self._note_order_counts(market, response.headers)
@@ -751,7 +752,7 @@ class BinanceClient:
         exchange's headers afterwards: an order whose response was lost still counts.
         """
         limits = self.limiter.limits(market).orders or tuple(
-            (float(w), n) for w, n in DEFAULT_ORDER_LIMITS[market.value]
+            (float(w), n) for w, n in DEFAULT_ORDER_LIMITS[market]
         )
         short = [(int(w), n) for w, n in limits if w <= 60]  # a day's limit: the exchange's job
         while True:

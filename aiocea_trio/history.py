@@ -40,10 +40,10 @@ from .archives import (
     plan_agg_trade_archives,
     plan_kline_archives,
 )
+from .endpoints import find
 from .errors import BinanceResponseError
 from .markets import Market
 from .symbols import check_symbol
-from .weights import request_weight
 
 __all__ = [
     "Gap",
@@ -228,7 +228,7 @@ def best_kline_page_size(market: Market | str) -> int:
     path = _KLINE_PATHS[market]
 
     def rows_per_weight(limit: int) -> float:
-        weight = request_weight(market.value, "GET", path, {"limit": str(limit)})
+        weight = find(market, "GET", path).request_weight({"limit": str(limit)})
         return limit / max(weight, 1)
 
     return max(range(1, _MAX_KLINE_LIMIT[market] + 1), key=lambda n: (rows_per_weight(n), n))
@@ -584,7 +584,7 @@ async def _kline_batches(
             "limit": n,
         }
         answer = await client.request("GET", path, params)
-        progress.weight += request_weight(market.value, "GET", path, {"limit": str(n)})
+        progress.weight += find(market, "GET", path).request_weight({"limit": str(n)})
         rows = _check_kline_page(answer, market, path)
         progress.pages_done += 1
         return [r for r in rows if page_start <= int(r[0]) <= page_end and int(r[0]) < stop]
@@ -1094,7 +1094,7 @@ async def download_agg_trades(
     progress = progress if progress is not None else Progress()
     progress.pages_total += head + tail
     progress.archives_total += len(files)
-    weight = request_weight(market.value, "GET", path, {"limit": "1000"})
+    weight = find(market, "GET", path).request_weight({"limit": "1000"})
     cache = Path(cache_dir) if cache_dir is not None else None
 
     async def load(file: ArchiveFile) -> list[dict[str, Any]] | None:
@@ -1195,7 +1195,7 @@ async def download_funding_rates(
             "GET", path, {"symbol": symbol, "startTime": cursor, "endTime": hi - 1, "limit": 1000}
         )
         progress.pages_done += 1
-        progress.weight += request_weight(market.value, "GET", path, {"limit": "1000"})
+        progress.weight += find(market, "GET", path).request_weight({"limit": "1000"})
         fresh = [r for r in page if cursor <= int(r["fundingTime"]) < hi]
         rows.extend(fresh)
         progress.rows = len(rows)

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable, Mapping
 import attrs
 import trio
 
+from .endpoints import DEFAULT_WEIGHT_LIMITS
 from .errors import BinanceBanError
 from .markets import Market
-from .weights import DEFAULT_WEIGHT_LIMITS
 
 __all__ = [
     "MAX_BAN_SECONDS",
@@ -184,7 +184,7 @@ class RateLimiter:
                 limits = MarketLimits(self._explicit[market], self._window)
                 budget = _Budget(limits, learned=False, explicit=True)
             else:
-                limits = MarketLimits(DEFAULT_WEIGHT_LIMITS[market.value], 60.0)
+                limits = MarketLimits(DEFAULT_WEIGHT_LIMITS[market], 60.0)
                 budget = _Budget(limits, learned=not self.learn_limits, explicit=False)
             self._budgets[market] = budget
         return budget

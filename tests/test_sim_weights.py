@@ -1,17 +1,25 @@
-"""The shared weight table (aiocea_trio.weights), read by the simulator and the limiter."""
+"""The endpoint registry's weights (aiocea_trio.endpoints), read by the simulator and the limiter."""
 
 from __future__ import annotations
 
 import pytest
 
-from aiocea_trio.weights import (
-    DEFAULT_WEIGHT,
-    DEFAULT_WEIGHT_LIMITS,
-    counts_as_order,
-    free_on_success,
-    market_for_path,
-    request_weight,
-)
+from aiocea_trio.endpoints import DEFAULT_WEIGHT, DEFAULT_WEIGHT_LIMITS, find
+from aiocea_trio.markets import market_for_path
+
+
+def request_weight(
+    market: str, method: str, path: str, params: dict[str, str], *, success: bool = False
+) -> int:
+    return find(market, method, path).request_weight(params, success=success)
+
+
+def counts_as_order(market: str, method: str, path: str) -> bool:
+    return find(market, method, path).counts_as_order
+
+
+def free_on_success(market: str, method: str, path: str) -> bool:
+    return find(market, method, path).free_on_success
 
 
 @pytest.mark.parametrize(
@@ -29,7 +37,7 @@ def test_market_for_path(path: str, market: str) -> None:
 
 @pytest.mark.parametrize("path", ["/eapi/v1/time", "api/v3/time", "/", ""])
 def test_market_for_path_rejects_others(path: str) -> None:
-    with pytest.raises(ValueError, match="not a Binance REST path"):
+    with pytest.raises(ValueError, match="cannot tell the market"):
         market_for_path(path)
 
 

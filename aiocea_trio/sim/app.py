@@ -22,7 +22,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ..weights import counts_as_order, free_on_success, market_for_path, request_weight
+from ..endpoints import find
+from ..markets import market_for_path
 from .accounts import Account
 from .auth import payload_without_signature, valid_key_format
 from .errors import ApiError, SimulatedDisconnect, mandatory
@@ -888,7 +889,7 @@ class SimApp:
             # Binance's archive host (data.binance.vision): no weight, no key, no faults.
             return await sim.archives.respond(method, path, sim.clock.now_ms())
         try:
-            market = market_for_path(path)
+            market = market_for_path(path).value
         except ValueError:
             return self._reply(404, {"code": -1000, "msg": "Unknown path."}, {})
         now = sim.clock.now_ms()
@@ -902,7 +903,8 @@ class SimApp:
             params = parse_params(query, body)
         except ApiError as exc:
             params, params_error = {}, exc
-        weight = request_weight(market, method, path, params)
+        endpoint = find(market, method, path)
+        weight = endpoint.request_weight(params)
         limiter = sim.limiter
         try:
             used = limiter.charge(market, ip, weight, now)
@@ -916,7 +918,7 @@ class SimApp:
             if self.sim.log_unknown_paths:
                 print(f"simulator: unknown path {method} {path}", flush=True)
             return self._reply(404, {"code": -1000, "msg": "Unknown path."}, headers)
-        placement = counts_as_order(market, method, path)
+        placement = endpoint.counts_as_order
         is_order = placement or (method in ("POST", "DELETE") and path.endswith("/order"))
         elapsed_s = (now - sim.clock.initial_ms()) / 1000.0
         decision = sim.fault_injector.decide(path, is_order, placement, elapsed_s)
@@ -959,7 +961,7 @@ class SimApp:
             result = ep.handler(ctx)
         except ApiError as exc:
             return self._error(exc, headers)
-        if free_on_success(market, method, path):
+        if endpoint.free_on_success:
             headers[limiter.header] = str(limiter.refund(market, ip, weight, ctx.now_ms))
         if decision.lose_response and placement:
             return _DropResponse()

@@ -9,7 +9,8 @@ import attrs
 import trio
 from starlette.applications import Starlette
 
-from ..weights import DEFAULT_ORDER_LIMITS, DEFAULT_WEIGHT_LIMITS, MARKETS
+from ..endpoints import DEFAULT_ORDER_LIMITS, DEFAULT_WEIGHT_LIMITS
+from ..markets import Market
 from .accounts import Account, AccountConfig, Trading
 from .app import build_app
 from .archives import ArchiveServer
@@ -77,7 +78,7 @@ def _names(value: Sequence[str]) -> tuple[str, ...]:
 
 
 def _limits(value: Mapping[str, int]) -> dict[str, int]:
-    out = dict(DEFAULT_WEIGHT_LIMITS)
+    out = {market.value: limit for market, limit in DEFAULT_WEIGHT_LIMITS.items()}
     out.update(value)
     return out
 
@@ -114,7 +115,7 @@ class SimExchange:
     weight_window: int = 60
     weight_limits: Mapping[str, int] = attrs.field(factory=dict, converter=_limits)
     order_limits: Mapping[str, Sequence[tuple[int, int]]] = attrs.field(
-        factory=lambda: dict(DEFAULT_ORDER_LIMITS)
+        factory=lambda: {market.value: limits for market, limits in DEFAULT_ORDER_LIMITS.items()}
     )
     accounts: Sequence[AccountConfig] = attrs.field(factory=lambda: [demo_account()], repr=False)
     faults: tuple[FaultConfig, ...] = attrs.field(default=None, converter=_faults)
@@ -150,8 +151,8 @@ class SimExchange:
         self.limiter = WeightLimiter(
             int(self.weight_window), self.weight_limits, self.ban_base, self.ban_max, self.ban_grace
         )
-        for market in MARKETS:
-            self.order_limits.setdefault(market, DEFAULT_ORDER_LIMITS[market])  # type: ignore[attr-defined]
+        for market in Market:
+            self.order_limits.setdefault(market.value, DEFAULT_ORDER_LIMITS[market])  # type: ignore[attr-defined]
         self.order_counter = OrderCounter(self.order_limits)
         self.fault_injector = FaultInjector(self.faults, self.seed)
         self.keys = {}

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from .._params import param_str
+from ..endpoints import find
 from ..errors import BinanceResponseError
 from ..markets import Market
 from ..pipeline import _checks
 from ..pipeline.task import Task
-from ..weights import request_weight
 from ._validate import (
     FUTURES_INTERVALS,
     LimitRule,
@@ -101,7 +101,7 @@ class BinanceTask(Task):
         book costs many times a single-symbol one.
         """
         sent = {k: param_str(v) for k, v in self.params().items() if v is not None}
-        return request_weight(self.market.value, self.method, self.path, sent)
+        return find(self.market, self.method, self.path).request_weight(sent)
 
     def parse(self, raw: Any) -> Any:
         """Turn Binance's decoded JSON into the task's result (as is, by default)."""
