@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from .._params import param_str
-from ..endpoints import find
+from ..endpoints import ENDPOINTS, Endpoint, find
 from ..errors import BinanceResponseError
 from ..markets import Market
 from ..pipeline import _checks
@@ -77,8 +77,26 @@ class BinanceTask(Task):
     """Which market; also the label `str()` starts with ("spot", "USDⓈ-M", "COIN-M")."""
     method: ClassVar[str] = "GET"
     path: ClassVar[str]
+    endpoint: ClassVar[Endpoint]
+    """The registry's entry for (market, method, path), set when a class names its path:
+    its weight, whether it is signed and whether it is an order all come from there."""
     signed: ClassVar[bool] = False
-    """Needs the API key and a signature (account and order endpoints)."""
+    """Needs the API key and a signature (account and order endpoints); from `endpoint`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        path = getattr(cls, "path", None)
+        market = getattr(cls, "market", None)
+        if path is None or market is None:
+            return  # a family base: its concrete classes name the endpoint
+        endpoint = find(market, cls.method, path)
+        if endpoint not in ENDPOINTS:
+            raise TypeError(
+                f"{cls.__name__}: {market} {cls.method} {path} is not in the endpoint "
+                "registry (aiocea_trio.endpoints): add it there, with its weight"
+            )
+        cls.endpoint = endpoint
+        cls.signed = endpoint.signed
     answer: ClassVar[type | tuple[type, ...] | None] = None
     """The JSON type Binance answers with (``list``, ``dict``), checked before `parse`."""
 
@@ -101,7 +119,7 @@ class BinanceTask(Task):
         book costs many times a single-symbol one.
         """
         sent = {k: param_str(v) for k, v in self.params().items() if v is not None}
-        return find(self.market, self.method, self.path).request_weight(sent)
+        return self.endpoint.request_weight(sent)
 
     def parse(self, raw: Any) -> Any:
         """Turn Binance's decoded JSON into the task's result (as is, by default)."""
@@ -398,7 +416,6 @@ class AccountTask(BinanceTask):
 
     answer: ClassVar[type | tuple[type, ...] | None] = dict
 
-    signed: ClassVar[bool] = True
 
     def describe(self) -> str:
         return "account"
@@ -419,7 +436,6 @@ class BalancesTask(BinanceTask):
     filtering is done here too, so it holds whatever the server supports.
     """
 
-    signed: ClassVar[bool] = True
     zero_fields: ClassVar[tuple[str, ...]] = ("balance",)
 
     omitZeroBalances: bool = local_field(False, validator=attrs.validators.instance_of(bool))
@@ -444,7 +460,6 @@ class OpenOrdersTask(BinanceTask):
 
     answer: ClassVar[type | tuple[type, ...] | None] = list
 
-    signed: ClassVar[bool] = True
 
     symbol: str | None = attrs.field(default=None, validator=optional_symbol)
 
@@ -458,7 +473,6 @@ class PositionRiskTask(BinanceTask):
 
     answer: ClassVar[type | tuple[type, ...] | None] = list
 
-    signed: ClassVar[bool] = True
 
     def describe(self) -> str:
         return "position risk, all symbols"
@@ -479,7 +493,6 @@ class OrderTask(BinanceTask):
     answer: ClassVar[type | tuple[type, ...] | None] = dict
 
     method: ClassVar[str] = "POST"
-    signed: ClassVar[bool] = True
     order_types: ClassVar[tuple[str, ...]]
     time_in_force: ClassVar[tuple[str, ...]]
     resp_types: ClassVar[tuple[str, ...]]
@@ -610,7 +623,6 @@ class OneOrderTask(BinanceTask):
 
     answer: ClassVar[type | tuple[type, ...] | None] = dict
 
-    signed: ClassVar[bool] = True
     action: ClassVar[str] = "query"
 
     symbol: str = attrs.field(validator=required_symbol)

@@ -11,7 +11,6 @@ The attrs validators read their rules from the task's class (``intervals``,
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -19,6 +18,9 @@ from typing import Any, Final
 import attrs
 
 from .._params import param_str
+from ..client import new_client_order_id
+from ..endpoints import KLINE_INTERVALS
+from ..markets import Market
 from ..symbols import symbol_message, symbol_problem
 
 __all__ = [
@@ -43,18 +45,13 @@ __all__ = [
     "required_symbol",
 ]
 
-SPOT_INTERVALS: Final[tuple[str, ...]] = (
-    *("1s", "1m", "3m", "5m", "15m", "30m"),
-    *("1h", "2h", "4h", "6h", "8h", "12h"),
-    *("1d", "3d", "1w", "1M"),
-)
+SPOT_INTERVALS: Final = KLINE_INTERVALS[Market.SPOT]
 """Spot kline intervals (case-sensitive: ``1m`` is a minute, ``1M`` a month)."""
-FUTURES_INTERVALS: Final = SPOT_INTERVALS[1:]
+FUTURES_INTERVALS: Final = KLINE_INTERVALS[Market.USDM]
 """USDⓈ-M and COIN-M kline intervals: the spot ones without ``1s``."""
 
 CLIENT_ORDER_ID: Final = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 """What Binance accepts as a ``newClientOrderId`` / ``origClientOrderId``."""
-_GENERATED_PREFIX: Final = "aiocea-"
 
 
 def _who(instance: object) -> str:
@@ -187,11 +184,6 @@ def check_client_order_id(instance: object, attribute: attrs.Attribute[Any], val
             f"{attribute.name} must match {CLIENT_ORDER_ID.pattern} "
             f"(1-36 of A-Z a-z 0-9 . : / _ -); got {value!r}",
         )
-
-
-def new_client_order_id() -> str:
-    """A fresh order id: ``aiocea-`` and 24 random hex digits (96 bits: no collisions)."""
-    return _GENERATED_PREFIX + secrets.token_hex(12)
 
 
 def decimal_text(value: object) -> Any:
