@@ -2,8 +2,8 @@
 
 Each function takes an open client and an ``out`` callable for printing, and
 returns what it printed the results of, so the test suite can check the shapes
-the seed documented (``task.result[0][1]`` for a gather of serials, and so on).
-The seed's endless rings run ``rounds`` times here.
+aiocea documented (``task.result[0][1]`` for a gather of serials, and so on).
+aiocea's endless rings run ``rounds`` times here.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ async def gather_of_serial_klines(client: Any, out: Out = print) -> Task:
 
 
 async def per_task_clients(client: Any, other: Any, out: Out = print) -> Task:
-    """The seed's two-API-keys example: a task may carry its own client."""
+    """aiocea's two-API-keys example: a task may carry its own client."""
     gather = GatherTask(CoinMPing(), CoinMPing(client=other))
     out(gather.format_tree())
     await gather.execute(client)
@@ -130,7 +130,7 @@ def _now_ms(client: Any) -> int:
 
 Example = Callable[[Any, Out], Awaitable[Any]]
 
-#: The seed's five README examples, in its order, with their titles.
+#: aiocea's five README examples, in its order, with their titles.
 EXAMPLES: tuple[tuple[str, Example], ...] = (
     ("Fetch the server time", server_time),
     ("Fetch the ticker every second", ticker_every_second),

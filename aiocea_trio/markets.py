@@ -2,7 +2,8 @@
 
 Binance serves spot, USDⓈ-M futures and COIN-M futures from different hosts
 with different limits; the path prefix is the one reliable way to tell them
-apart, so routing, weights and the simulator all go through here.
+apart. The client routes a bare path with `market_for_path`, and the simulator
+tells the market of a request the same way.
 """
 
 from __future__ import annotations

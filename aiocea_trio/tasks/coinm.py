@@ -1,6 +1,6 @@
 """The COIN-M futures family: `/dapi/v1/...` on dapi.binance.com.
 
-The seed's four tasks (`CoinMPing`, `CoinMServerTime`, `CoinMFetchTicker`,
+aiocea's four tasks (`CoinMPing`, `CoinMServerTime`, `CoinMFetchTicker`,
 `CoinMFetchKline`) live here with their original parameters; the rest follow the same
 scheme. COIN-M differs from USDⓈ-M in a few places: tickers, premium index and open
 orders also filter by `pair`, the ticker price is always a list, and the funding-rate
@@ -77,7 +77,7 @@ def _pair_field() -> Any:
 
 
 def _as_list(raw: Any) -> Any:
-    """COIN-M's tickers answer a list even for one symbol (the seed printed one); a
+    """COIN-M's tickers answer a list even for one symbol (aiocea printed one); a
     server that answers a bare object still gives the caller the same shape."""
     return [raw] if isinstance(raw, dict) else raw
 
@@ -87,14 +87,14 @@ def _as_list(raw: Any) -> Any:
 
 @attrs.define(eq=False, kw_only=True)
 class CoinMPing(_CoinM, PingTask):
-    """GET /dapi/v1/ping: `{}`. The seed's "ping服务器"."""
+    """GET /dapi/v1/ping: `{}`. aiocea's "ping服务器"."""
 
     path = "/dapi/v1/ping"
 
 
 @attrs.define(eq=False, kw_only=True)
 class CoinMServerTime(_CoinM, ServerTimeTask):
-    """GET /dapi/v1/time: `{"serverTime": ms}`. The seed's "获取币安币本位服务器时间"."""
+    """GET /dapi/v1/time: `{"serverTime": ms}`. aiocea's "获取币安币本位服务器时间"."""
 
     path = "/dapi/v1/time"
 
@@ -131,7 +131,7 @@ class CoinMFetchAggTrades(_CoinM, AggTradesTask):
 class CoinMFetchKline(_CoinM, KlinesTask):
     """GET /dapi/v1/klines: 12-field rows ([7] is the base-asset volume); limit 1..1500.
 
-    The seed's "获取币本位合约:BTCUSD_PERP 1m周期 K线<None to ...>(limit 1)".
+    aiocea's "获取币本位合约:BTCUSD_PERP 1m周期 K线<None to ...>(limit 1)".
     """
 
     path = "/dapi/v1/klines"
@@ -141,7 +141,7 @@ class CoinMFetchKline(_CoinM, KlinesTask):
 class CoinMFetchTicker(_CoinM, TickerPriceTask):
     """GET /dapi/v1/ticker/price: always a list of `{symbol, ps, price, time}`.
 
-    The seed's "获取币本位合约:BTCUSD_PERP 实时价格"; it passes both symbol and pair.
+    aiocea's "获取币本位合约:BTCUSD_PERP 实时价格"; it passes both symbol and pair.
     """
 
     path = "/dapi/v1/ticker/price"
