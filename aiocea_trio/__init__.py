@@ -15,6 +15,8 @@ from .archives import ArchiveNotFoundError as ArchiveNotFoundError
 from .client import BinanceClient as BinanceClient
 from .client import ClientStatistics as ClientStatistics
 from .client import new_client_order_id as new_client_order_id
+from .clock import ExchangeClock as ExchangeClock
+from .clock import TimeSync as TimeSync
 from .errors import BinanceAPIError as BinanceAPIError
 from .errors import BinanceBanError as BinanceBanError
 from .errors import BinanceError as BinanceError
@@ -39,6 +41,7 @@ from .limits import MAX_RATE_LIMIT_PAUSE as MAX_RATE_LIMIT_PAUSE
 from .limits import LimiterStatistics as LimiterStatistics
 from .limits import MarketLimits as MarketLimits
 from .limits import MarketStatistics as MarketStatistics
+from .limits import OrderBudget as OrderBudget
 from .limits import RateLimiter as RateLimiter
 from .markets import Market as Market
 from .markets import market_for_path as market_for_path
@@ -59,6 +62,7 @@ from .pipeline import TaskStack as TaskStack
 from .pipeline import TaskState as TaskState
 from .pipeline import TaskTimeoutError as TaskTimeoutError
 from .pipeline import task_function as task_function
+from .retries import OrderSafety as OrderSafety
 from .retries import RetryPolicy as RetryPolicy
 from .signing import Ed25519Signer as Ed25519Signer
 from .signing import HmacSigner as HmacSigner
@@ -193,6 +197,7 @@ __all__ = [
     "CompletedChannel",
     "CompositeTask",
     "Ed25519Signer",
+    "ExchangeClock",
     "FunctionTask",
     "Gap",
     "GatherTask",
@@ -204,6 +209,8 @@ __all__ = [
     "MarketLimits",
     "MarketStatistics",
     "Operator",
+    "OrderBudget",
+    "OrderSafety",
     "OrderStatusUnknownError",
     "Progress",
     "RateLimiter",
@@ -239,6 +246,7 @@ __all__ = [
     "TaskStack",
     "TaskState",
     "TaskTimeoutError",
+    "TimeSync",
     "UsdMCancelOrder",
     "UsdMFetchAccount",
     "UsdMFetchAggTrades",

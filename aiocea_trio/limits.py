@@ -16,12 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import attrs
 import trio
 
-from .endpoints import DEFAULT_WEIGHT_LIMITS
+from .clock import ExchangeClock
+from .endpoints import DEFAULT_ORDER_LIMITS, DEFAULT_WEIGHT_LIMITS, UNIT_SECONDS
 from .errors import BinanceBanError
 from .markets import Market
 
@@ -31,6 +32,7 @@ __all__ = [
     "LimiterStatistics",
     "MarketLimits",
     "MarketStatistics",
+    "OrderBudget",
     "RateLimiter",
 ]
 
@@ -42,9 +44,9 @@ MAX_RATE_LIMIT_PAUSE: float = 300.0
 #: The longest ban a 418 can impose (s): Binance's bans scale from 2 minutes to 3 days.
 MAX_BAN_SECONDS: float = 3 * 86_400.0
 
-_UNIT_SECONDS = {"S": 1, "M": 60, "H": 3600, "D": 86400}
 _INTERVAL_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 _WEIGHT_HEADER = "x-mbx-used-weight-"
+_ORDER_HEADER = "x-mbx-order-count-"
 
 
 @attrs.frozen
@@ -168,10 +170,11 @@ class RateLimiter:
         self.learn_limits = learn_limits
         self.headroom = headroom
         self._budgets: dict[Market, _Budget] = {}
-        #: The exchange's epoch ms at trio time 0, as measured by the client that
-        #: learned the limits: windows are the exchange's, so every client sharing
-        #: this limiter must read the same clock, including those that never synced.
-        self.server_clock_anchor_ms: float | None = None
+        #: The exchange's clock, read by every client sharing this limiter: windows are
+        #: the exchange's, so a client that never measured the offset itself must still
+        #: count in the same windows as the one that did.
+        self.clock = ExchangeClock()
+        self.clock.on_change(self.clock_changed)
 
     def __repr__(self) -> str:
         shown = {m.value: b.limits.weight for m, b in self._budgets.items()}
@@ -418,20 +421,101 @@ class RateLimiter:
         return LimiterStatistics(markets)
 
 
+def header_counts(headers: Mapping[str, str], prefix: str) -> Iterator[tuple[int, int]]:
+    """``(window seconds, count)`` of each ``X-MBX-USED-WEIGHT-*`` or ``X-MBX-ORDER-COUNT-*``
+    header (``prefix`` in lower case); unreadable ones are skipped.
+
+    The interval's letter is Binance's upper case: ``1M`` is a minute (months never occur).
+    """
+    for name, value in headers.items():
+        lower = name.lower()
+        if not lower.startswith(prefix):
+            continue
+        interval = lower[len(prefix) :]
+        try:
+            seconds = int(interval[:-1]) * UNIT_SECONDS[interval[-1]]
+            count = int(value)
+        except (ValueError, KeyError, IndexError):
+            continue
+        yield seconds, count
+
+
 def _used_weight(headers: Mapping[str, str], window: float) -> int | None:
     """The used-weight header for our window (``X-MBX-USED-WEIGHT-1M``), else any of them."""
     best: int | None = None
-    for name, value in headers.items():
-        lower = name.lower()
-        if not lower.startswith(_WEIGHT_HEADER):
-            continue
-        interval = lower[len(_WEIGHT_HEADER) :].upper()
-        try:
-            count = int(value)
-            seconds = int(interval[:-1]) * _UNIT_SECONDS[interval[-1]]
-        except (ValueError, KeyError, IndexError):
-            continue
+    for seconds, count in header_counts(headers, _WEIGHT_HEADER):
         if seconds == window:
             return count
         best = count if best is None else max(best, count)
     return best
+
+
+class OrderBudget:
+    """One account's ORDERS windows (10 s, 1 min): orders wait while one is at its limit.
+
+    Orders are counted here before they are sent, and reconciled with the exchange's
+    ``X-MBX-ORDER-COUNT-*`` headers afterwards: an order whose response was lost still
+    counts. Order limits are per account, so each client (one API key) owns one; the
+    limits themselves come from the (per IP) limiter, which learned them.
+
+    Args:
+        now_ms: the exchange's time in ms (the client's ``server_time_ms``).
+    """
+
+    def __init__(self, now_ms: Callable[[], int]) -> None:
+        self._now_ms = now_ms
+        # (market, window seconds) -> {the exchange's window index: orders counted in it}
+        self._counts: dict[tuple[Market, int], dict[int, int]] = {}
+
+    def reconcile(self, market: Market, headers: Mapping[str, str]) -> None:
+        """Take the exchange's ``X-MBX-ORDER-COUNT-*`` where it counts more than we did."""
+        for seconds, count in header_counts(headers, _ORDER_HEADER):
+            counts = self._counts.setdefault((market, seconds), {})
+            index = self._now_ms() // (seconds * 1000)
+            counts[index] = max(counts.get(index, 0), count)
+
+    async def reserve(self, market: Market, limits: MarketLimits) -> None:
+        """Hold an order while a short window is at its limit, then count it.
+
+        ``limits.orders`` (Binance's defaults when it has none): the day's limit is the
+        exchange's job, the short ones are ours.
+        """
+        orders = limits.orders or tuple((float(w), n) for w, n in DEFAULT_ORDER_LIMITS[market])
+        short = [(int(w), n) for w, n in orders if w <= 60]
+        while True:
+            blocked_until = 0.0
+            for window, limit in short:
+                counts = self._counts.get((market, window), {})
+                size = window * 1000
+                full = [i for i in self._windows(window) if counts.get(i, 0) >= limit]
+                if full:
+                    reopens = (max(full) + 1) * size + window_guard_ms(size)
+                    blocked_until = max(blocked_until, reopens)
+            if not blocked_until:
+                break
+            await trio.sleep((blocked_until - self._now_ms()) / 1000.0)
+        for window, _ in short:  # no await since the checks: the counts are ours
+            counts = self._counts.setdefault((market, window), {})
+            windows = self._windows(window)
+            for index in windows:
+                counts[index] = counts.get(index, 0) + 1
+            for index in [i for i in counts if i < windows.start - 1]:
+                del counts[index]
+
+    def _windows(self, window: int) -> range:
+        """The exchange's windows an order sent now may fall in: two near a boundary.
+
+        Clocks agree only to a few ms, so an order sent just before or after a
+        boundary counts in both windows; otherwise the exchange could see one
+        more order in a window than we did.
+        """
+        size = window * 1000
+        now, guard = self._now_ms(), window_guard_ms(size)
+        return range(int((now - guard) // size), int((now + guard) // size) + 1)
+
+    def current(self) -> dict[str, int]:
+        """Orders counted in each window now, as ``{"spot:10s": 3, ...}``."""
+        return {
+            f"{m.value}:{s}s": counts.get(self._now_ms() // (s * 1000), 0)
+            for (m, s), counts in self._counts.items()
+        }

@@ -19,7 +19,7 @@ import attrs
 import tenacity
 import trio
 
-__all__ = ["RetryPolicy"]
+__all__ = ["OrderSafety", "RetryPolicy"]
 
 _T = TypeVar("_T")
 
@@ -99,3 +99,21 @@ class RetryPolicy:
             with attempt:
                 return await once()
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+
+@attrs.frozen
+class OrderSafety:
+    """How order placements and cancels are tried again: a value object, shared freely.
+
+    An order is never retried blindly: after an ambiguous failure it is looked up, and
+    sent again only when the exchange does not have it (a cancel: when it is still open).
+
+    Attributes:
+        attempts: tries in all, the first included; each resend only after a look-up said
+            the order is not there (or after a connection that never opened).
+        lookup_delay: seconds to wait after an ambiguous failure before looking the order
+            up, so that an order still in flight lands first.
+    """
+
+    attempts: int = attrs.field(default=3, validator=_attempt_count)
+    lookup_delay: float = attrs.field(default=1.0, validator=_non_negative_finite)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import trio
 
-import aiocea_trio.client
+import aiocea_trio.clock
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def seeded(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     """
     seed: int = request.module.SEED
     start_ms: int = request.module.START_MS
-    monkeypatch.setattr(aiocea_trio.client, "time", SimpleNamespace(time=lambda: start_ms / 1e3))
+    monkeypatch.setattr(aiocea_trio.clock, "time", SimpleNamespace(time=lambda: start_ms / 1e3))
     trio_rng: random.Random = trio._core._run._r
     saved = random.getstate(), trio_rng.getstate()
     random.seed(seed)

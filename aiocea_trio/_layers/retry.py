@@ -1,0 +1,53 @@
+"""The retries layer: GETs are retried under the client's `RetryPolicy`; other methods
+go through once (an order's resends are the exactly-once layer's decision)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from ..errors import (
+    BinanceBanError,
+    BinanceRateLimitError,
+    BinanceResponseError,
+    BinanceServerError,
+    BinanceTransportError,
+)
+from ..retries import RetryPolicy
+from .call import Call, Counters, Send
+
+__all__ = ["Retrying", "retried", "retryable"]
+
+_T = TypeVar("_T")
+
+
+def retryable(exc: BaseException) -> bool:
+    """What may succeed next time: transport errors, timeouts, 5xx and 429s, not a ban."""
+    if isinstance(exc, BinanceBanError):
+        return False
+    if isinstance(exc, BinanceTransportError | BinanceServerError | BinanceRateLimitError):
+        return True
+    return isinstance(exc, BinanceResponseError) and exc.status >= 500
+
+
+async def retried(
+    policy: RetryPolicy, counters: Counters, once: Callable[[], Awaitable[_T]], what: str
+) -> _T:
+    """Await ``once()`` under ``policy``, counting each retry in ``counters.retries``."""
+    return await policy.run(once, retryable=retryable, what=what, on_retry=counters.count_retry)
+
+
+class Retrying:
+    """Bounded retries with backoff and jitter, each one counted in ``counters.retries``."""
+
+    def __init__(self, inner: Send, *, policy: RetryPolicy, counters: Counters) -> None:
+        self.inner = inner
+        self.policy = policy
+        self._counters = counters
+
+    async def __call__(self, call: Call) -> Any:
+        if call.method != "GET":
+            return await self.inner(call)
+        once = functools.partial(self.inner, call)
+        return await retried(self.policy, self._counters, once, call.describe)
