@@ -10,12 +10,10 @@ error payloads become typed exceptions. Timestamps follow the limiter's `Exchang
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import secrets
-from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -26,14 +24,15 @@ from ._layers.call import Call, Counters
 from ._layers.gate import RateGate
 from ._layers.orders import ExactlyOnce
 from ._layers.retry import Retrying
+from ._layers.routing import Router
 from ._layers.session import Session
 from ._layers.wire import Attempt
 from ._redact import install_log_redaction, register_secret
 from .clock import ClockSync, TimeSync
-from .endpoints import Endpoint, find
-from .errors import ClientNotOpenError, InsecureTransportError
+from .endpoints import Endpoint
+from .errors import ClientNotOpenError
 from .limits import LimiterStatistics, OrderBudget, RateLimiter
-from .markets import Market, market_for_path
+from .markets import Market
 from .retries import OrderSafety, RetryPolicy
 from .signing import HmacSigner, Signer
 
@@ -42,6 +41,7 @@ __all__ = ["BinanceClient", "ClientStatistics", "new_client_order_id"]
 install_log_redaction()  # httpx logs signed request lines at INFO
 
 _MAX_RECV_WINDOW: Final = 60_000
+_T = TypeVar("_T")
 
 
 def new_client_order_id() -> str:
@@ -49,22 +49,14 @@ def new_client_order_id() -> str:
     return f"aiocea-{secrets.token_hex(12)}"
 
 
-def _is_loopback(host: str) -> bool:
-    # Only this machine's own names: ``evil.localhost`` may resolve anywhere.
-    host = host.strip("[]").lower().rstrip(".")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class _Setting(Generic[_T]):
+    """A read-only attribute read from one of the client's value objects."""
 
+    def __init__(self, source: str, read: Callable[[Any], _T]) -> None:
+        self._source, self._read = source, read
 
-def _in_process(transport: httpx.AsyncBaseTransport | None) -> bool:
-    """A transport that never touches a network (the simulator's, ASGI, a mock)."""
-    return isinstance(transport, httpx.ASGITransport | httpx.MockTransport) or bool(
-        getattr(transport, "in_process", False)
-    )
+    def __get__(self, client: object, owner: type | None = None) -> _T:
+        return self._read(getattr(client, self._source))
 
 
 class BinanceClient:
@@ -144,31 +136,19 @@ class BinanceClient:
         time_sync: TimeSync | None = None,
         order_safety: OrderSafety | None = None,
     ) -> None:
-        if api_secret is not None and signer is not None:
-            raise ValueError("give api_secret or signer, not both")
-        _check_int("recv_window", recv_window)
-        if not 0 < recv_window <= _MAX_RECV_WINDOW:
-            raise ValueError(f"recv_window must be in 1..{_MAX_RECV_WINDOW} ms, got {recv_window}")
-        _check_seconds("timeout", timeout, positive=True)
-        if api_key is not None and not isinstance(api_key, str):
-            raise TypeError(f"api_key must be a str, got {type(api_key).__name__}")
-        register_secret(api_key)
-        if isinstance(api_secret, str | bytes):
-            register_secret(api_secret)
+        self._signer = _signer(api_key, api_secret, signer)
+        _check_timing(recv_window, timeout)
         self.api_key = api_key
-        self._signer: Signer | None = HmacSigner(api_secret) if api_secret is not None else signer
         self.testnet = testnet
         self.recv_window = recv_window
         self.timeout = timeout
         self._transport = transport
-        self._allow_insecure_http = allow_insecure_http
-        self.base_url = base_url.rstrip("/") if base_url else None
-        if self.base_url is not None:
-            parts = urlsplit(self.base_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
-            self._check_secure(self.base_url)
+        self.base_url = _check_base_url(base_url)
         self._bases: dict[Market, str] = self._base_urls()
+        insecure = allow_insecure_http
+        self._router = Router(self._bases, api_key, transport, allow_insecure_http=insecure)
+        if self.base_url is not None:
+            self._router.check_secure(self.base_url)
         self._http: httpx.AsyncClient | None = None
         self.limiter = limiter if limiter is not None else RateLimiter()
         self.retry_policy = retry or _retry_policy(retries, retry_wait_initial, retry_wait_max)
@@ -210,33 +190,13 @@ class BinanceClient:
 
     # -- the settings, as the keyword arguments named them -------------------------------
 
-    @property
-    def retries(self) -> int:
-        return self.retry_policy.attempts - 1
-
-    @property
-    def retry_wait_initial(self) -> float:
-        return self.retry_policy.wait_initial
-
-    @property
-    def retry_wait_max(self) -> float:
-        return self.retry_policy.wait_max
-
-    @property
-    def auto_sync_time(self) -> bool:
-        return self.time_sync.auto
-
-    @property
-    def time_sync_interval(self) -> float | None:
-        return self.time_sync.interval
-
-    @property
-    def order_attempts(self) -> int:
-        return self.order_safety.attempts
-
-    @property
-    def order_lookup_delay(self) -> float:
-        return self.order_safety.lookup_delay
+    retries = _Setting[int]("retry_policy", lambda p: p.attempts - 1)
+    retry_wait_initial = _Setting[float]("retry_policy", lambda p: p.wait_initial)
+    retry_wait_max = _Setting[float]("retry_policy", lambda p: p.wait_max)
+    auto_sync_time = _Setting[bool]("time_sync", lambda t: t.auto)
+    time_sync_interval = _Setting["float | None"]("time_sync", lambda t: t.interval)
+    order_attempts = _Setting[int]("order_safety", lambda o: o.attempts)
+    order_lookup_delay = _Setting[float]("order_safety", lambda o: o.lookup_delay)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -252,12 +212,7 @@ class BinanceClient:
         self._sync.reset()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -300,47 +255,12 @@ class BinanceClient:
     def _base_urls(self) -> dict[Market, str]:
         if self.base_url is not None:
             return dict.fromkeys(Market, self.base_url)
-        if self.testnet:
-            return {
-                Market.SPOT: self.SPOT_TESTNET_BASE_URL,
-                Market.USDM: self.USDM_TESTNET_BASE_URL,
-                Market.COINM: self.COINM_TESTNET_BASE_URL,
-            }
-        return {
-            Market.SPOT: self.SPOT_BASE_URL,
-            Market.USDM: self.USDM_BASE_URL,
-            Market.COINM: self.COINM_BASE_URL,
-        }
+        kind = "TESTNET_BASE_URL" if self.testnet else "BASE_URL"
+        return {market: getattr(self, f"{market.name}_{kind}") for market in Market}
 
     def base_url_for(self, market: Market | str) -> str:
         """The host a market's requests go to."""
         return self._bases[Market(market)]
-
-    def _route(self, method: str, path: str) -> tuple[Endpoint, str, str]:
-        """Return (endpoint, base, extra query) for a path or a full URL."""
-        if path.startswith(("http://", "https://")):
-            parts = urlsplit(path)
-            base = f"{parts.scheme}://{parts.netloc}"
-            self._check_secure(base)
-            return find(market_for_path(parts.path), method, parts.path), base, parts.query
-        if not path.startswith("/"):
-            path = "/" + path
-        endpoint = find(market_for_path(path), method, path)
-        return endpoint, self._bases[endpoint.market], ""
-
-    def _check_secure(self, url: str) -> None:
-        parts = urlsplit(url)
-        if (
-            self.api_key
-            and parts.scheme == "http"
-            and not _is_loopback(parts.hostname or "")
-            and not _in_process(self._transport)
-            and not self._allow_insecure_http
-        ):
-            raise InsecureTransportError(
-                f"refusing to send the API key over plain http to {parts.hostname}: use https, "
-                "or pass allow_insecure_http=True if this network is trusted"
-            )
 
     # -- server time -----------------------------------------------------------
 
@@ -409,7 +329,7 @@ class BinanceClient:
                 order could not be looked up either.
         """
         self._require_open()
-        endpoint, base, extra = self._route(method.upper(), path)
+        endpoint, base, extra = self._router.route(method.upper(), path)
         return await self._dispatch(Call(endpoint, base, _clean(params), extra, signed))
 
     async def call(self, endpoint: Endpoint, params: Mapping[str, object] | None = None) -> Any:
@@ -472,6 +392,37 @@ def _check_seconds(name: str, value: object, *, positive: bool = False) -> None:
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+def _signer(
+    api_key: object, api_secret: str | bytes | None, signer: Signer | None
+) -> Signer | None:
+    """The signer the credentials describe; the secrets are registered for redaction."""
+    if api_secret is not None and signer is not None:
+        raise ValueError("give api_secret or signer, not both")
+    if api_key is not None and not isinstance(api_key, str):
+        raise TypeError(f"api_key must be a str, got {type(api_key).__name__}")
+    register_secret(api_key)
+    if isinstance(api_secret, str | bytes):
+        register_secret(api_secret)
+    return HmacSigner(api_secret) if api_secret is not None else signer
+
+
+def _check_base_url(base_url: str | None) -> str | None:
+    """``base_url`` without its trailing slash, if it is an http(s) URL."""
+    if not base_url:
+        return None
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+    return base_url.rstrip("/")
+
+
+def _check_timing(recv_window: int, timeout: float) -> None:
+    _check_int("recv_window", recv_window)
+    if not 0 < recv_window <= _MAX_RECV_WINDOW:
+        raise ValueError(f"recv_window must be in 1..{_MAX_RECV_WINDOW} ms, got {recv_window}")
+    _check_seconds("timeout", timeout, positive=True)
 
 
 def _clean(params: Mapping[str, object] | None) -> dict[str, object]:
