@@ -35,6 +35,7 @@ from .history import download_agg_trades as download_agg_trades
 from .history import download_funding_rates as download_funding_rates
 from .history import download_klines as download_klines
 from .history import download_klines_to_file as download_klines_to_file
+from .history import open_kline_block_stream as open_kline_block_stream
 from .history import open_kline_stream as open_kline_stream
 from .limits import MAX_BAN_SECONDS as MAX_BAN_SECONDS
 from .limits import MAX_RATE_LIMIT_PAUSE as MAX_RATE_LIMIT_PAUSE
@@ -276,6 +277,7 @@ __all__ = [
     "download_klines_to_parquet",
     "market_for_path",
     "new_client_order_id",
+    "open_kline_block_stream",
     "open_kline_stream",
     "task_function",
 ]

@@ -38,12 +38,16 @@ from .retries import RetryPolicy
 from .symbols import check_symbol
 
 __all__ = [
+    "ARCHIVE_RETRY",
     "DEFAULT_ARCHIVE_URL",
     "ArchiveChecksumError",
     "ArchiveCorruptError",
     "ArchiveFile",
+    "ArchiveHost",
     "ArchiveNotFoundError",
     "KlineBlock",
+    "collector_pause",
+    "collector_paused",
     "fetch_archive",
     "kline_block",
     "load_agg_trades",
@@ -232,7 +236,8 @@ def _strip_key(request: httpx.Request) -> httpx.Request:
     return request
 
 
-#: How archive downloads are retried (transport errors and 5xx answers).
+#: How archive downloads are retried (transport errors and 5xx answers) when no client's
+#: policy is given: ``fetch_archive`` called with a bare ``httpx.AsyncClient``.
 ARCHIVE_RETRY: Final = RetryPolicy(attempts=4, wait_initial=0.2, wait_max=5.0, wait_jitter=0.2)
 
 
@@ -242,11 +247,12 @@ def _archive_retryable(exc: BaseException) -> bool:
     )
 
 
-async def _get(http: httpx.AsyncClient, url: str) -> tuple[int, bytes, str]:
+async def _get(http: httpx.AsyncClient, url: str, retry: RetryPolicy) -> tuple[int, bytes, str]:
     """Stream one file; returns (status, body, sha256 hex of the body).
 
-    Transport errors and 5xx answers are retried; when the tries run out they are
-    a ``BinanceTransportError`` or ``BinanceResponseError`` naming the file.
+    Transport errors and 5xx answers are retried as ``retry`` says; when the tries
+    run out they are a ``BinanceTransportError`` or ``BinanceResponseError`` naming
+    the file.
     """
     path = httpx.URL(url).path
 
@@ -286,26 +292,8 @@ async def _get(http: httpx.AsyncClient, url: str) -> tuple[int, bytes, str]:
             )
         raise failure  # outside the handlers: httpx's request is not kept as context
 
-    return await ARCHIVE_RETRY.run(once, retryable=_archive_retryable, what=f"archive {path}")
+    return await retry.run(once, retryable=_archive_retryable, what=f"archive {path}")
 
-
-async def fetch_archive(
-    http: httpx.AsyncClient,
-    root: str,
-    file: ArchiveFile,
-    *,
-    cache_dir: Path | None = None,
-) -> bytes | None:
-    """The verified zip bytes of ``file``, or None when it is not published (404).
-
-    With ``cache_dir`` a verified file is kept there, and a cached file is used
-    without any download.
-
-    Raises:
-        ArchiveChecksumError: the bytes do not match the published sha256.
-    """
-    data, _ = await _fetch(http, root, file, cache_dir=cache_dir)
-    return data
 
 
 def _cache_path(cache_dir: Path, file: ArchiveFile) -> Path:
@@ -314,88 +302,6 @@ def _cache_path(cache_dir: Path, file: ArchiveFile) -> Path:
     if not file.path.startswith("/") or any(p in ("..", ".") or "\\" in p for p in parts[1:]):
         raise ValueError(f"archive path {file.path!r} would leave the cache directory")
     return cache_dir.joinpath(*parts[1:])
-
-
-async def _fetch(
-    http: httpx.AsyncClient,
-    root: str,
-    file: ArchiveFile,
-    *,
-    cache_dir: Path | None,
-    use_cached: bool = True,
-) -> tuple[bytes | None, Path | None]:
-    """``fetch_archive``, and the cache path the bytes were read from (None: downloaded)."""
-    cached = _cache_path(cache_dir, file) if cache_dir is not None else None
-    if use_cached and cached is not None and await trio.Path(cached).exists():
-        return await trio.Path(cached).read_bytes(), cached
-    url = f"{root.rstrip('/')}{file.path}"
-    status, body, actual = await _get(http, url)
-    if status != 200:
-        if status != 404:
-            logger.warning("archive %s: HTTP %d; the REST API serves this span", file.name, status)
-        return None, None
-    status, checksum, _ = await _get(http, url + ".CHECKSUM")
-    if status != 200:
-        logger.warning("archive %s has no CHECKSUM; the REST API serves this span", file.name)
-        return None, None
-    expected = checksum.decode("ascii", "replace").split()[0].lower() if checksum.strip() else ""
-    if expected != actual:
-        raise ArchiveChecksumError(file.name, expected, actual)
-    if cached is not None:
-        await trio.to_thread.run_sync(_store, cached, body)
-    return body, None
-
-
-class _Unreadable(Exception):
-    """The zip bytes are damaged (raised in the worker thread, turned into a library error)."""
-
-
-_DAMAGE: Final = (zipfile.BadZipFile, zlib.error, EOFError, struct.error, NotImplementedError)
-T = TypeVar("T")
-
-
-async def _unzipped(
-    http: httpx.AsyncClient,
-    root: str,
-    file: ArchiveFile,
-    unzip: Callable[[bytes], T],
-    *,
-    cache_dir: Path | None,
-) -> T | None:
-    """``unzip(bytes of file)`` in a worker thread; None when the file is not published.
-
-    A cached copy that cannot be unzipped is deleted and fetched again, once.
-
-    Raises:
-        ArchiveCorruptError: a freshly fetched copy cannot be unzipped either.
-    """
-
-    def guarded(data: bytes) -> T:
-        try:
-            return unzip(data)
-        except _DAMAGE as exc:
-            raise _Unreadable(str(exc) or type(exc).__name__) from exc
-
-    keep = _cache_path(cache_dir, file) if cache_dir is not None else None
-    data, cached = await _fetch(http, root, file, cache_dir=cache_dir)
-    if data is None:
-        return None
-    try:
-        return await trio.to_thread.run_sync(guarded, data)
-    except _Unreadable as exc:
-        if cached is None:
-            await _forget(keep)
-            raise ArchiveCorruptError(file.name, str(exc)) from None
-        logger.warning("cached archive %s cannot be unzipped (%s): fetching it again", cached, exc)
-        await _forget(cached)
-    data, _ = await _fetch(http, root, file, cache_dir=cache_dir, use_cached=False)
-    if data is None:
-        return None
-    try:
-        return await trio.to_thread.run_sync(guarded, data)
-    except _Unreadable as exc:
-        await _forget(keep)  # a damaged copy is never kept
-        raise ArchiveCorruptError(file.name, str(exc), cached=cached) from None
 
 
 async def _forget(cached: Path | None) -> None:
@@ -543,6 +449,23 @@ class _CollectorPause:
 collector_paused: Final = _CollectorPause()
 
 
+def collector_pause(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
+    """``collector_paused()`` when ``enabled``, else a context that changes nothing.
+
+    For the ``pause_gc`` option: an application that wants the collector running
+    throughout (it makes cycles of its own meanwhile) passes ``pause_gc=False``.
+    """
+    return collector_paused() if enabled else contextlib.nullcontext()
+
+
+def _klines_parser(pause_gc: bool) -> Callable[[str], list[list[Any]]]:
+    return parse_klines_text if pause_gc else _parse_klines
+
+
+def _agg_trades_parser(pause_gc: bool) -> Callable[[str], list[dict[str, Any]]]:
+    return parse_agg_trades_text if pause_gc else _parse_agg_trades
+
+
 def parse_klines_csv(data: bytes) -> list[list[Any]]:
     """A klines zip as REST rows: ints for times and counts, strings for the rest. Blocking.
 
@@ -612,32 +535,6 @@ def _parse_agg_trades(text: str) -> list[dict[str, Any]]:
     return out
 
 
-async def load_klines(
-    http: httpx.AsyncClient,
-    root: str,
-    file: ArchiveFile,
-    *,
-    cache_dir: Path | None = None,
-) -> list[list[Any]] | None:
-    """Fetch, verify and parse one klines archive, keeping rows in its span; None if absent."""
-    # Unzipping releases the GIL: it overlaps other files' parsing. Parsing holds
-    # it, so files are parsed one at a time.
-    text = await _unzipped(http, root, file, _csv_text, cache_dir=cache_dir)
-    if text is None:
-        return None
-    return await _rows_in_span(text, file)
-
-
-async def _rows_in_span(text: str, file: ArchiveFile) -> list[list[Any]]:
-    """Parse a klines CSV (one file at a time: parsing holds the GIL) and keep ``file``'s span."""
-    rows: list[list[Any]] = await trio.to_thread.run_sync(
-        parse_klines_text, text, limiter=_parse_limiter()
-    )
-    if rows and file.start <= rows[0][0] and rows[-1][0] < file.end:
-        return rows  # the usual case: the file lies inside the span (rows are sorted)
-    return [r for r in rows if file.start <= r[0] < file.end]
-
-
 @attrs.frozen(repr=False)
 class KlineBlock:
     """The klines of one archive file kept as CSV bytes, for writers that need no Python rows.
@@ -659,9 +556,12 @@ class KlineBlock:
     def __repr__(self) -> str:
         return f"KlineBlock(first={self.first}, last={self.last}, count={self.count})"
 
-    def rows(self) -> list[list[Any]]:
-        """The REST rows. Blocking: run it in a worker thread."""
-        return parse_klines_text(self.data.decode("utf-8"))
+    def rows(self, *, pause_gc: bool = True) -> list[list[Any]]:
+        """The REST rows. Blocking: run it in a worker thread.
+
+        ``pause_gc``: pause the cyclic garbage collector while the rows are built.
+        """
+        return _klines_parser(pause_gc)(self.data.decode("utf-8"))
 
 
 def _micro_to_milli(csv: bytes) -> bytes:
@@ -703,39 +603,180 @@ def _unzip_block(data: bytes) -> KlineBlock | bytes:
     return kline_block(csv) or csv
 
 
-async def load_kline_block(
+class _Unreadable(Exception):
+    """The zip bytes are damaged (raised in the worker thread, turned into a library error)."""
+
+
+_DAMAGE: Final = (zipfile.BadZipFile, zlib.error, EOFError, struct.error, NotImplementedError)
+T = TypeVar("T")
+
+
+@attrs.frozen
+class ArchiveHost:
+    """Where archives come from and how: one host, its cache, its retries, its parsing.
+
+    Attributes:
+        http: the connection pool (a client's ``http_client``; the API key is stripped).
+        root: the archive root, e.g. ``https://data.binance.vision``.
+        cache_dir: keep verified files here; a cached file is never downloaded again.
+        retry: how transport errors and 5xx answers are retried (a client's
+            ``retry_policy`` when there is a client).
+        pause_gc: pause the cyclic garbage collector while a file's rows are built.
+    """
+
+    http: httpx.AsyncClient
+    root: str
+    cache_dir: Path | None = None
+    retry: RetryPolicy = ARCHIVE_RETRY
+    pause_gc: bool = True
+
+    async def fetch(
+        self, file: ArchiveFile, *, use_cached: bool = True
+    ) -> tuple[bytes | None, Path | None]:
+        """The verified bytes of ``file`` (None: not published), and the cache path they
+        were read from (None: downloaded)."""
+        cache_dir = self.cache_dir
+        cached = _cache_path(cache_dir, file) if cache_dir is not None else None
+        if use_cached and cached is not None and await trio.Path(cached).exists():
+            return await trio.Path(cached).read_bytes(), cached
+        url = f"{self.root.rstrip('/')}{file.path}"
+        status, body, actual = await _get(self.http, url, self.retry)
+        if status != 200:
+            if status != 404:
+                logger.warning(
+                    "archive %s: HTTP %d; the REST API serves this span", file.name, status
+                )
+            return None, None
+        status, checksum, _ = await _get(self.http, url + ".CHECKSUM", self.retry)
+        if status != 200:
+            logger.warning("archive %s has no CHECKSUM; the REST API serves this span", file.name)
+            return None, None
+        text = checksum.decode("ascii", "replace")
+        expected = text.split()[0].lower() if checksum.strip() else ""
+        if expected != actual:
+            raise ArchiveChecksumError(file.name, expected, actual)
+        if cached is not None:
+            await trio.to_thread.run_sync(_store, cached, body)
+        return body, None
+
+    async def unzipped(self, file: ArchiveFile, unzip: Callable[[bytes], T]) -> T | None:
+        """``unzip(bytes of file)`` in a worker thread; None when the file is not published.
+
+        A cached copy that cannot be unzipped is deleted and fetched again, once.
+
+        Raises:
+            ArchiveCorruptError: a freshly fetched copy cannot be unzipped either.
+        """
+
+        def guarded(data: bytes) -> T:
+            try:
+                return unzip(data)
+            except _DAMAGE as exc:
+                raise _Unreadable(str(exc) or type(exc).__name__) from exc
+
+        keep = _cache_path(self.cache_dir, file) if self.cache_dir is not None else None
+        data, cached = await self.fetch(file)
+        if data is None:
+            return None
+        try:
+            return await trio.to_thread.run_sync(guarded, data)
+        except _Unreadable as exc:
+            if cached is None:
+                await _forget(keep)
+                raise ArchiveCorruptError(file.name, str(exc)) from None
+            logger.warning(
+                "cached archive %s cannot be unzipped (%s): fetching it again", cached, exc
+            )
+            await _forget(cached)
+        data, _ = await self.fetch(file, use_cached=False)
+        if data is None:
+            return None
+        try:
+            return await trio.to_thread.run_sync(guarded, data)
+        except _Unreadable as exc:
+            await _forget(keep)  # a damaged copy is never kept
+            raise ArchiveCorruptError(file.name, str(exc), cached=cached) from None
+
+    async def load_klines(self, file: ArchiveFile) -> list[list[Any]] | None:
+        """Fetch, verify and parse one klines archive, keeping rows in its span; None if absent."""
+        # Unzipping releases the GIL: it overlaps other files' parsing. Parsing holds
+        # it, so files are parsed one at a time.
+        text = await self.unzipped(file, _csv_text)
+        if text is None:
+            return None
+        return await self._rows_in_span(text, file)
+
+    async def load_kline_block(self, file: ArchiveFile) -> KlineBlock | list[list[Any]] | None:
+        """Like ``load_klines``, but keeps a file that lies inside its span as CSV bytes.
+
+        Rows (parsed) come back instead for a file that is partly outside the span or
+        not plain 12-column data; None when the file is not published.
+        """
+        block = await self.unzipped(file, _unzip_block)
+        if block is None:
+            return None
+        if isinstance(block, KlineBlock) and file.start <= block.first and block.last < file.end:
+            return block
+        csv = block.data if isinstance(block, KlineBlock) else block
+        return await self._rows_in_span(csv.decode("utf-8"), file)
+
+    async def load_agg_trades(self, file: ArchiveFile) -> list[dict[str, Any]] | None:
+        """Fetch, verify and parse one aggTrades archive, keeping its span; None if absent."""
+        text = await self.unzipped(file, _csv_text)
+        if text is None:
+            return None
+        trades: Sequence[dict[str, Any]] = await trio.to_thread.run_sync(
+            _agg_trades_parser(self.pause_gc), text, limiter=_parse_limiter()
+        )
+        return [t for t in trades if file.start <= t["T"] < file.end]
+
+    async def _rows_in_span(self, text: str, file: ArchiveFile) -> list[list[Any]]:
+        """Parse a klines CSV (one file at a time: parsing holds the GIL); keep ``file``'s span."""
+        rows: list[list[Any]] = await trio.to_thread.run_sync(
+            _klines_parser(self.pause_gc), text, limiter=_parse_limiter()
+        )
+        if rows and file.start <= rows[0][0] and rows[-1][0] < file.end:
+            return rows  # the usual case: the file lies inside the span (rows are sorted)
+        return [r for r in rows if file.start <= r[0] < file.end]
+
+
+async def fetch_archive(
     http: httpx.AsyncClient,
     root: str,
     file: ArchiveFile,
     *,
     cache_dir: Path | None = None,
-) -> KlineBlock | list[list[Any]] | None:
-    """Like ``load_klines``, but keeps a file that lies inside its span as CSV bytes.
+    retry: RetryPolicy = ARCHIVE_RETRY,
+) -> bytes | None:
+    """The verified zip bytes of ``file``, or None when it is not published (404).
 
-    Rows (parsed) come back instead for a file that is partly outside the span or
-    not plain 12-column data; None when the file is not published.
+    With ``cache_dir`` a verified file is kept there, and a cached file is used
+    without any download. ``retry`` says how transport errors and 5xx answers are
+    retried (``ARCHIVE_RETRY``, four tries, by default).
+
+    Raises:
+        ArchiveChecksumError: the bytes do not match the published sha256.
     """
-    block = await _unzipped(http, root, file, _unzip_block, cache_dir=cache_dir)
-    if block is None:
-        return None
-    if isinstance(block, KlineBlock) and file.start <= block.first and block.last < file.end:
-        return block
-    csv = block.data if isinstance(block, KlineBlock) else block
-    return await _rows_in_span(csv.decode("utf-8"), file)
+    data, _ = await ArchiveHost(http, root, cache_dir, retry).fetch(file)
+    return data
+
+
+async def load_klines(
+    http: httpx.AsyncClient, root: str, file: ArchiveFile, *, cache_dir: Path | None = None
+) -> list[list[Any]] | None:
+    """``ArchiveHost(http, root, cache_dir).load_klines(file)``."""
+    return await ArchiveHost(http, root, cache_dir).load_klines(file)
+
+
+async def load_kline_block(
+    http: httpx.AsyncClient, root: str, file: ArchiveFile, *, cache_dir: Path | None = None
+) -> KlineBlock | list[list[Any]] | None:
+    """``ArchiveHost(http, root, cache_dir).load_kline_block(file)``."""
+    return await ArchiveHost(http, root, cache_dir).load_kline_block(file)
 
 
 async def load_agg_trades(
-    http: httpx.AsyncClient,
-    root: str,
-    file: ArchiveFile,
-    *,
-    cache_dir: Path | None = None,
+    http: httpx.AsyncClient, root: str, file: ArchiveFile, *, cache_dir: Path | None = None
 ) -> list[dict[str, Any]] | None:
-    """Fetch, verify and parse one aggTrades archive, keeping its span; None if absent."""
-    text = await _unzipped(http, root, file, _csv_text, cache_dir=cache_dir)
-    if text is None:
-        return None
-    trades: Sequence[dict[str, Any]] = await trio.to_thread.run_sync(
-        parse_agg_trades_text, text, limiter=_parse_limiter()
-    )
-    return [t for t in trades if file.start <= t["T"] < file.end]
+    """``ArchiveHost(http, root, cache_dir).load_agg_trades(file)``."""
+    return await ArchiveHost(http, root, cache_dir).load_agg_trades(file)

@@ -18,12 +18,11 @@ import trio
 from .archives import KlineBlock
 from .history import (
     KLINE_COLUMNS,
+    HistoryClient,
     Progress,
     Row,
     TimeLike,
-    _check_kline_args,
-    _kline_batches,
-    _Requester,
+    open_kline_block_stream,
 )
 from .markets import Market
 
@@ -93,8 +92,31 @@ def _write(writer: pq.ParquetWriter, tables: list[pa.Table], *, final: bool) -> 
     return [table.slice(whole)] if whole < table.num_rows else []
 
 
+async def _write_batches(
+    writer: pq.ParquetWriter,
+    batches: trio.MemoryReceiveChannel[list[Row] | KlineBlock],
+    schema: pa.Schema,
+) -> int:
+    """Write every batch, a row group each time ``ROW_GROUP_ROWS`` rows have come."""
+    pending: list[pa.Table] = []
+    pending_rows = written = 0
+    async for batch in batches:
+        table = await trio.to_thread.run_sync(_table, batch, schema)
+        pending.append(table)
+        pending_rows += table.num_rows
+        written += table.num_rows
+        if pending_rows >= ROW_GROUP_ROWS:
+            pending = await trio.to_thread.run_sync(
+                functools.partial(_write, writer, pending, final=False)
+            )
+            pending_rows %= ROW_GROUP_ROWS
+    if pending:
+        await trio.to_thread.run_sync(functools.partial(_write, writer, pending, final=True))
+    return written
+
+
 async def download_klines_to_parquet(
-    client: _Requester,
+    client: HistoryClient,
     path: str | Path,
     symbol: str,
     interval: str,
@@ -107,6 +129,7 @@ async def download_klines_to_parquet(
     source: str = "auto",
     archive_url: str | None = None,
     cache_dir: str | Path | None = None,
+    pause_gc: bool = True,
 ) -> int:
     """Write klines with open time in ``[start, end)`` to a Parquet file; returns the row count.
 
@@ -114,51 +137,33 @@ async def download_klines_to_parquet(
     as int64 and the prices and volumes as the exact text the exchange sends. The
     file is written whole (Parquet cannot be appended to) under a ``.part`` name
     and renamed when complete, so an interrupted download leaves no half file.
-    Other arguments are as in ``download_klines``.
+    Other arguments are as in ``download_klines``. Batches come from
+    ``open_kline_block_stream``: a whole archive file is read by pyarrow's CSV reader.
     """
     # Every argument is checked before the first byte of the file is written.
-    market, lo, hi = _check_kline_args(
-        symbol, interval, start, end, market, source, max_concurrency
+    stream = open_kline_block_stream(
+        client,
+        symbol,
+        interval,
+        start,
+        end,
+        market=market,
+        max_concurrency=max_concurrency,
+        progress=progress,
+        source=source,
+        archive_url=archive_url,
+        cache_dir=cache_dir,
+        pause_gc=pause_gc,
     )
     arrow = _pyarrow()
     schema = kline_schema()
     target = Path(path)
     part = target.with_name(target.name + ".part")
     writer = await trio.to_thread.run_sync(arrow.parquet.ParquetWriter, str(part), schema)
-    written = 0
     done = False
     try:
-        async with _kline_batches(
-            client,
-            symbol,
-            interval,
-            lo,
-            hi,
-            market=market,
-            page_size=None,
-            max_concurrency=max_concurrency,
-            progress=progress,
-            gaps=None,
-            source=source,
-            archive_url=archive_url,
-            cache_dir=cache_dir,
-            blocks=True,
-        ) as batches:
-            pending: list[pa.Table] = []
-            pending_rows = 0
-            async for batch in batches:
-                table = await trio.to_thread.run_sync(_table, batch, schema)
-                pending.append(table)
-                pending_rows += table.num_rows
-                written += table.num_rows
-                if pending_rows >= ROW_GROUP_ROWS:
-                    pending = await trio.to_thread.run_sync(
-                        functools.partial(_write, writer, pending, final=False)
-                    )
-                    pending_rows %= ROW_GROUP_ROWS
-            if pending:
-                last = functools.partial(_write, writer, pending, final=True)
-                await trio.to_thread.run_sync(last)
+        async with stream as batches:
+            written = await _write_batches(writer, batches, schema)
         done = True
     finally:
         with trio.CancelScope(shield=True):

@@ -530,3 +530,78 @@ async def test_a_download_resumes_the_collector_even_when_it_fails(
     rows = await _download(start="2024-05-01", end="2024-06-01")  # 404: REST serves May
     assert len(rows) == 31
     assert gc.isenabled()
+
+
+# -- issue 14: the client's retry policy, the block stream, pause_gc ----------------------
+
+
+async def test_archives_are_retried_by_the_clients_retry_policy(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiocea_trio import BinanceResponseError
+    from aiocea_trio.retries import RetryPolicy
+
+    serve_rest(mock)
+    route = mock.get(f"{ROOT}/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip")
+    route.respond(503, text="busy")
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    async with BinanceClient(limiter=RateLimiter(learn_limits=False), retries=1) as c:
+        assert c.retry_policy == RetryPolicy(attempts=2, wait_jitter=0.2)
+        with pytest.raises(BinanceResponseError, match="503"):
+            await download_klines(c, "BTCUSDT", "1d", "2024-05-01", "2024-06-01", archive_url=ROOT)
+    assert route.call_count == 2  # the client's two attempts, not ARCHIVE_RETRY's four
+
+
+async def test_the_block_stream_sends_whole_files_as_blocks_and_checks_arguments_at_once(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiocea_trio import open_kline_block_stream
+
+    rest = serve_rest(mock)
+    publish(mock, "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip",
+            zipped(month_rows(2024, 5)))
+    now = to_ms("2024-06-01T12:00:00Z")  # May from its file, June 1 from the REST API
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: now)
+    async with client() as c:
+        with pytest.raises(ValueError, match="after end"):
+            open_kline_block_stream(c, "BTCUSDT", "1d", "2024-06-01", "2024-05-01")  # not entered
+        stream = open_kline_block_stream(
+            c, "BTCUSDT", "1d", "2024-05-01", "2024-06-02", archive_url=ROOT
+        )
+        assert rest.call_count == 0  # nothing is asked before the block is entered
+        async with stream as batches:
+            got = [batch async for batch in batches]
+        rows = await download_klines(
+            c, "BTCUSDT", "1d", "2024-05-01", "2024-06-02", source="rest"
+        )
+    assert isinstance(got[0], KlineBlock)
+    assert got[0].count == 31
+    assert all(isinstance(b, list) for b in got[1:])
+    as_rows = [r for b in got for r in (b.rows() if isinstance(b, KlineBlock) else b)]
+    assert as_rows == list(rows)
+
+
+@pytest.mark.parametrize("pause_gc", [True, False])
+async def test_pause_gc_false_never_pauses_the_collector(
+    pause_gc: bool,
+    mock: respx.MockRouter,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    serve_rest(mock)
+    publish(mock, "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip",
+            zipped(month_rows(2024, 5)))
+    now = to_ms("2024-06-01T12:00:00Z")
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: now)
+    pauses: list[str] = []
+    real_begin = type(archives.collector_paused).begin
+
+    def begin(self: Any) -> None:
+        pauses.append(threading.current_thread().name)
+        real_begin(self)
+
+    monkeypatch.setattr(type(archives.collector_paused), "begin", begin)
+    rows = await _download(start="2024-05-01", end="2024-06-02", pause_gc=pause_gc)
+    assert len(rows) == 32
+    # Paused for the download's archive part and for the file's parse (in a worker thread).
+    assert len(pauses) == (2 if pause_gc else 0)

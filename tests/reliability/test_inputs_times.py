@@ -29,7 +29,8 @@ from aiocea_trio import (
     download_klines_to_file,
     open_kline_stream,
 )
-from aiocea_trio.history import _kline_pages, interval_ms, to_ms
+from aiocea_trio.history import interval_ms, to_ms
+from aiocea_trio.history.times import kline_pages as _kline_pages
 from aiocea_trio.parquet import download_klines_to_parquet
 from aiocea_trio.sim import SimExchange
 

@@ -19,6 +19,7 @@ import trio
 import trio.testing
 
 import aiocea_trio.history as history
+import aiocea_trio.history.csv_file as csv_file
 from aiocea_trio import download_klines_to_file
 from aiocea_trio.history import sidecar_path
 from aiocea_trio.sim import SimExchange
@@ -117,14 +118,14 @@ async def test_the_sidecar_records_the_file_and_exists_before_the_first_row(
     tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "eth.csv"
-    real_write = history._write_rows
+    real_write = csv_file._write_rows
     seen: list[bool] = []
 
     def write(handle: Any, rows: Any) -> None:
         seen.append(sidecar_path(path).exists())
         real_write(handle, rows)
 
-    monkeypatch.setattr(history, "_write_rows", write)
+    monkeypatch.setattr(csv_file, "_write_rows", write)
     await _download(path)
     assert seen
     assert all(seen)
@@ -218,7 +219,7 @@ def test_a_malformed_batch_is_never_written(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     with path.open("ab") as handle:
         with pytest.raises(ValueError, match="not plain 12-column rows"):
-            history._write_rows(handle, [[1, "a,b", 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]])
+            csv_file._write_rows(handle, [[1, "a,b", 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]])
         with pytest.raises(ValueError, match="not plain 12-column rows"):
-            history._write_rows(handle, [[1, 2, 3]])
+            csv_file._write_rows(handle, [[1, 2, 3]])
     assert path.read_bytes() == b""
