@@ -13,8 +13,10 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aiocea_trio.endpoints import KLINE_INTERVALS
+from aiocea_trio.markets import Market
 from aiocea_trio.sim import SimExchange
-from aiocea_trio.sim.market import INTERVALS, interval_bounds
+from aiocea_trio.sim.market import interval_bounds
 
 START = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
 HOUR_MS = 3_600_000
@@ -265,7 +267,7 @@ async def test_coinm_200_day_range(http: httpx.AsyncClient) -> None:
     assert [r[0] for r in rows] == [START - 2 * day, START - day, START]  # latest rows
 
 
-@pytest.mark.parametrize("interval", list(INTERVALS))
+@pytest.mark.parametrize("interval", list(KLINE_INTERVALS[Market.SPOT]))
 async def test_every_interval(http: httpx.AsyncClient, sim: SimExchange, interval: str) -> None:
     rows = await get(http, "/api/v3/klines", symbol="BTCUSDT", interval=interval, limit=3)
     assert len(rows) == 3

@@ -7,7 +7,6 @@ bounded by ``trio.fail_after``.
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import partial
 
 import httpx
 import pytest
@@ -23,7 +22,6 @@ from aiocea_trio.sim import (
     DEMO_ED25519_PRIVATE_KEY,
     FaultConfig,
     SimExchange,
-    run_server,
 )
 
 LIMIT = 10.0
@@ -90,19 +88,12 @@ async def test_dropped_connection_over_the_socket(nursery: trio.Nursery) -> None
     nursery.cancel_scope.cancel()
 
 
-async def test_run_server_reports_ready(nursery: trio.Nursery) -> None:
+async def test_serve_reports_ready_once_listening(nursery: trio.Nursery) -> None:
+    # nursery.start(sim.serve) is the one way to serve it: it returns once listening.
     sim = SimExchange()
-    ready: list[str] = []
-    event = trio.Event()
-
-    def on_ready(url: str) -> None:
-        ready.append(url)
-        event.set()
-
     with trio.fail_after(LIMIT):
-        nursery.start_soon(partial(run_server, sim, "127.0.0.1", 0, on_ready=on_ready))
-        await event.wait()
-        async with httpx.AsyncClient(base_url=ready[0]) as http:
+        url = await nursery.start(sim.serve, "127.0.0.1", 0)
+        async with httpx.AsyncClient(base_url=url) as http:
             assert (await http.get("/fapi/v1/ping")).json() == {}
     nursery.cancel_scope.cancel()
 

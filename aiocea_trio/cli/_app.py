@@ -806,7 +806,7 @@ def sim(
     seed: int,
 ) -> None:
     """Serve the Binance-compatible simulator on HOST:PORT until Ctrl-C."""
-    from ..sim import DEMO_API_KEY, DEMO_API_SECRET, SimExchange, run_server
+    from ..sim import DEMO_API_KEY, DEMO_API_SECRET, SimExchange
 
     limits: dict[str, int] = {}
     for item in weight_limits:
@@ -829,7 +829,8 @@ def sim(
 
     async def go() -> None:
         exchange = SimExchange(seed=seed, weight_window=weight_window, weight_limits=limits)
-        await run_server(exchange, host, port, on_ready=ready)
+        async with trio.open_nursery() as nursery:
+            ready(await nursery.start(exchange.serve, host, port))
 
     run_trio(settings, go)
 

@@ -15,15 +15,15 @@ See docs/simulator.md.
 from __future__ import annotations
 
 from .accounts import AccountConfig as AccountConfig
-from .exchange import DEMO_API_KEY as DEMO_API_KEY
-from .exchange import DEMO_API_SECRET as DEMO_API_SECRET
-from .exchange import DEMO_ED25519_API_KEY as DEMO_ED25519_API_KEY
-from .exchange import DEMO_ED25519_PRIVATE_KEY as DEMO_ED25519_PRIVATE_KEY
-from .exchange import DEMO_ED25519_PUBLIC_KEY as DEMO_ED25519_PUBLIC_KEY
+from .config import DEMO_API_KEY as DEMO_API_KEY
+from .config import DEMO_API_SECRET as DEMO_API_SECRET
+from .config import DEMO_ED25519_API_KEY as DEMO_ED25519_API_KEY
+from .config import DEMO_ED25519_PRIVATE_KEY as DEMO_ED25519_PRIVATE_KEY
+from .config import DEMO_ED25519_PUBLIC_KEY as DEMO_ED25519_PUBLIC_KEY
+from .config import SimConfig as SimConfig
+from .config import demo_account as demo_account
 from .exchange import SimExchange as SimExchange
-from .exchange import demo_account as demo_account
 from .faults import FaultConfig as FaultConfig
-from .serve import run_server as run_server
 from .symbols import SymbolSpec as SymbolSpec
 from .symbols import default_symbols as default_symbols
 from .transport import SimTransport as SimTransport
@@ -36,10 +36,10 @@ __all__ = [
     "DEMO_ED25519_PUBLIC_KEY",
     "AccountConfig",
     "FaultConfig",
+    "SimConfig",
     "SimExchange",
     "SimTransport",
     "SymbolSpec",
     "default_symbols",
     "demo_account",
-    "run_server",
 ]

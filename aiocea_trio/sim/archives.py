@@ -42,7 +42,9 @@ import trio
 import trio.testing
 from starlette.responses import Response, StreamingResponse
 
-from .market import INTERVALS, MarketData, Series, fixed_format, interval_bounds
+from ..endpoints import KLINE_INTERVALS
+from ..markets import Market
+from .market import MarketData, Series, fixed_format, interval_bounds, interval_seconds
 from .symbols import SymbolSpec
 
 __all__ = [
@@ -137,7 +139,7 @@ def parse_archive_path(path: str) -> ArchivePath | None:
     parts = path[len(f"/data/{MARKET_DIRS[market]}/") :].split("/")
     if len(parts) == 5 and parts[1] == "klines":
         period, kind, symbol, label, name = parts
-        if label == "1M" or (label not in INTERVALS and label != "1mo"):
+        if label == "1M" or (label not in KLINE_INTERVALS[Market.SPOT] and label != "1mo"):
             return None
         interval = "1M" if label == "1mo" else label
         if interval == "1s" and market != "spot":
@@ -180,7 +182,7 @@ def _kline_opens(series: Series, interval: str, start_s: int, end_s: int) -> Seq
     lo = max(start_s, interval_bounds(interval, series.onboard_s)[0])
     o, c = interval_bounds(interval, lo)
     t = o if o == lo else c
-    size = INTERVALS[interval]
+    size = interval_seconds(interval)
     if size:
         return range(t, end_s, size)
     out = []
@@ -204,7 +206,7 @@ def estimated_rows(series: Series, target: ArchivePath) -> int:
     trade counts)."""
     start = max(target.start_s, series.onboard_s)
     if target.kind == "klines":
-        size = INTERVALS[target.interval]
+        size = interval_seconds(target.interval)
         return (target.end_s - start) // size + 1 if size else 1
     first = start // _DAY
     return sum(series.block(3, d)[6] for d in range(first, -(-target.end_s // _DAY)))
@@ -215,7 +217,7 @@ def _kline_chunks(md: MarketData, series: Series, target: ArchivePath) -> Iterat
     interval = target.interval
     unit = 1_000_000 if target.microseconds else 1000
     opens = _kline_opens(series, interval, target.start_s, target.end_s)
-    step = max(1, _DAY // (INTERVALS[interval] or _DAY))
+    step = max(1, _DAY // (interval_seconds(interval) or _DAY))
     for i in range(0, len(opens), step):
         yield md.kline_texts(series, interval, opens[i : i + step], _FINAL, csv=True, unit=unit)
 

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable, Mapping
 
 import attrs
 from cryptography.exceptions import InvalidSignature
@@ -20,9 +21,19 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-__all__ = ["KeyEntry", "payload_without_signature", "valid_key_format"]
+from .accounts import Account, AccountConfig
+from .errors import ApiError, mandatory
+
+__all__ = [
+    "Authenticator",
+    "KeyEntry",
+    "Signed",
+    "payload_without_signature",
+    "valid_key_format",
+]
 
 _KEY_FORMAT = re.compile(r"^[A-Za-z0-9]{64}$")
+_RECV_SPOT = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,3})?$")
 
 
 def valid_key_format(api_key: str) -> bool:
@@ -78,3 +89,80 @@ class KeyEntry:
         except InvalidSignature:
             return False
         return True
+
+
+@attrs.frozen
+class Signed:
+    """An authenticated request: whose it is, and its timestamp and recvWindow (ms)."""
+
+    account: Account
+    timestamp: float
+    recv_window: float
+
+
+class Authenticator:
+    """The accounts' keys, and the checks of a signed request in Binance's order."""
+
+    def __init__(self, configs: Iterable[AccountConfig]) -> None:
+        self.keys: dict[str, KeyEntry] = {}
+        self.accounts: dict[str, Account] = {}
+        for cfg in configs:
+            if cfg.name in self.accounts:
+                raise ValueError(f"duplicate account name {cfg.name!r}")
+            self.accounts[cfg.name] = Account.from_config(cfg)
+            if cfg.api_secret is not None:
+                self._add_key(cfg.api_key, KeyEntry(cfg.name, hmac_secret=cfg.api_secret.encode()))
+            if cfg.ed25519_api_key and cfg.ed25519_public_key:
+                self._add_key(
+                    cfg.ed25519_api_key, KeyEntry.from_pem(cfg.name, cfg.ed25519_public_key)
+                )
+
+    def _add_key(self, api_key: str, entry: KeyEntry) -> None:
+        if not valid_key_format(api_key):
+            raise ValueError("API keys must be 64 alphanumeric characters (as Binance's)")
+        if api_key in self.keys:
+            raise ValueError("duplicate API key")
+        self.keys[api_key] = entry
+
+    def authenticate(
+        self,
+        api_key: str,
+        market: str,
+        params: Mapping[str, str],
+        query: bytes,
+        body: bytes,
+        now: int,
+    ) -> Signed:
+        """API key, then timestamp/recvWindow syntax, then signature, then timing."""
+        if not valid_key_format(api_key):
+            raise ApiError(-2014, "API-key format invalid.", status=401)
+        entry = self.keys.get(api_key)
+        if entry is None:
+            raise ApiError(-2015, "Invalid API-key, IP, or permissions for action.", status=401)
+        raw_ts = params.get("timestamp", "")
+        if not raw_ts.isdigit():
+            raise mandatory("timestamp")
+        ts = float(raw_ts)
+        if ts >= 1e15:  # microseconds (spot, since 2024-12)
+            ts /= 1000.0
+        raw_recv = params.get("recvWindow")
+        recv = 5000.0
+        if raw_recv is not None:
+            ok = _RECV_SPOT.match(raw_recv) if market == "spot" else raw_recv.isdigit()
+            if not ok:
+                raise mandatory("recvWindow")
+            recv = float(raw_recv)
+            if recv > 60000:
+                raise ApiError(-1131, "recvWindow must be less than 60000")
+        signature = params.get("signature")
+        if not signature:
+            raise mandatory("signature")
+        if not entry.verify(payload_without_signature(query, body), signature):
+            raise ApiError(-1022, "Signature for this request is not valid.")
+        if ts >= now + 1000:
+            raise ApiError(
+                -1021, "Timestamp for this request was 1000ms ahead of the server's time."
+            )
+        if now - ts > recv:
+            raise ApiError(-1021, "Timestamp for this request is outside of the recvWindow.")
+        return Signed(self.accounts[entry.account], ts, recv)

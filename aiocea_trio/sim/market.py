@@ -34,10 +34,11 @@ from collections.abc import Iterator, Sequence
 from random import Random
 from typing import Any
 
+from ..endpoints import INTERVAL_MS, KLINE_INTERVALS
+from ..markets import Market
 from .symbols import SymbolSpec, fixed
 
 __all__ = [
-    "INTERVALS",
     "Candle",
     "KlineText",
     "MarketData",
@@ -45,6 +46,7 @@ __all__ = [
     "Trade",
     "fixed_format",
     "interval_bounds",
+    "interval_seconds",
 ]
 
 # (open, high, low, close, volume, quote volume, trades, taker buy volume, taker buy quote volume)
@@ -56,25 +58,18 @@ _SIZES = (1, 60, 3600, 86400)
 _M64 = (1 << 64) - 1
 _OCTAVES = ((1.0, 0.015), (4.0, 0.03), (16.0, 0.06), (64.0, 0.12), (256.0, 0.2), (1024.0, 0.3))
 
-#: Kline interval -> length in seconds (0 for calendar months).
-INTERVALS: dict[str, int] = {
-    "1s": 1,
-    "1m": 60,
-    "3m": 180,
-    "5m": 300,
-    "15m": 900,
-    "30m": 1800,
-    "1h": 3600,
-    "2h": 7200,
-    "4h": 14400,
-    "6h": 21600,
-    "8h": 28800,
-    "12h": 43200,
-    "1d": 86400,
-    "3d": 259200,
-    "1w": 604800,
-    "1M": 0,
+# Seconds per candle of every kline interval, from the registry's table (0: ``1M``, calendar
+# months); a dict so the hot paths pay one lookup.
+_SECONDS: dict[str, int] = {
+    name: INTERVAL_MS.get(name, 0) // 1000 for name in KLINE_INTERVALS[Market.SPOT]
 }
+
+
+def interval_seconds(interval: str) -> int:
+    """Seconds in one ``interval`` candle; 0 for ``1M`` (months vary). KeyError if unknown."""
+    return _SECONDS[interval]
+
+
 _WEEK_OFFSET = 4 * 86400  # 1970-01-05 was the first Monday
 
 
@@ -166,7 +161,7 @@ class _Caches:
 
 def interval_bounds(interval: str, t_s: int) -> tuple[int, int]:
     """``(open, close)`` seconds (close exclusive) of the ``interval`` candle containing ``t_s``."""
-    size = INTERVALS[interval]
+    size = _SECONDS[interval]
     if size:
         offset = _WEEK_OFFSET if interval == "1w" else 0
         start = (t_s - offset) // size * size + offset
@@ -192,6 +187,8 @@ def _year_month(t_s: int) -> tuple[int, int]:
     return y, m
 
 
+# Over 300 lines on purpose: every method reads the same day > hour > minute > second block
+# hierarchy and its caches; split, the halves would share all their private state.
 class Series:
     """The deterministic history of one instrument (a pure function of seed and time)."""
 
@@ -398,7 +395,7 @@ class Series:
             size = close_s - open_s
             if size in _SIZES and open_s % size == 0:
                 return self.block(_SIZES.index(size), open_s // size)
-            key = (self._sid, INTERVALS[interval], open_s)
+            key = (self._sid, _SECONDS[interval], open_s)
             hit = self._caches.klines.get(key)
             if hit is None:
                 hit = self.range_candle(open_s, close_s)
@@ -664,6 +661,8 @@ class MarketData:
             found = self._texts[id(series)] = KlineText(series.spec)
         return found
 
+    # Over 60 lines: one loop over runs of candles, whose three cases (closed parent cached,
+    # closed parent as CSV, open parent) share its indices; split, they would pass six values.
     def kline_texts(
         self,
         series: Series,
@@ -686,7 +685,7 @@ class MarketData:
             return []
         text = self.text(series)
         template = text.csv if csv else text.json
-        size = INTERVALS[interval]
+        size = _SECONDS[interval]
         level = _LEVEL_OF_SIZE.get(size)
         if level is None:
             candles = [series.candle(interval, o, now_s) for o in opens]

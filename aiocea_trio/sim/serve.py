@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 from hypercorn.config import Config
@@ -13,10 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import SimulatedDisconnect
 
-if TYPE_CHECKING:
-    from .exchange import SimExchange
-
-__all__ = ["run_server", "serve", "socket_app"]
+__all__ = ["serve", "socket_app"]
 
 
 def socket_app(app: ASGIApp) -> ASGIApp:
@@ -44,33 +40,22 @@ def _config(host: str, port: int) -> Config:
 
 
 async def serve(
-    sim: SimExchange,
+    app: ASGIApp,
     host: str = "127.0.0.1",
     port: int = 0,
     *,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``sim`` until cancelled; ``task_status.started`` gets the base URL.
+    """Serve ``app`` until cancelled; ``task_status.started`` gets the base URL.
 
-    Use as ``url = await nursery.start(sim.serve, "127.0.0.1", 0)`` (port 0 picks a free port).
+    ``SimExchange.serve`` calls it: ``url = await nursery.start(sim.serve, "127.0.0.1", 0)``
+    (port 0 picks a free port).
     """
-    app: Any = socket_app(sim.app)
+    wrapped: Any = socket_app(app)
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
-            partial(hypercorn_serve, app, _config(host, port), shutdown_trigger=trio.sleep_forever)
+            partial(
+                hypercorn_serve, wrapped, _config(host, port), shutdown_trigger=trio.sleep_forever
+            )
         )
         task_status.started(binds[0])
-
-
-async def run_server(
-    sim: SimExchange,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    *,
-    on_ready: Callable[[str], None] | None = None,
-) -> None:
-    """Serve ``sim`` until cancelled, calling ``on_ready(url)`` once listening (for the CLI)."""
-    async with trio.open_nursery() as nursery:
-        url: str = await nursery.start(partial(serve, sim, host, port))
-        if on_ready is not None:
-            on_ready(url)
