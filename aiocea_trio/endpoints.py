@@ -344,6 +344,7 @@ _USDM = [
             ("GET", "/fapi/v3/positionRisk", 5, _SIGNED),
             ("GET", "/fapi/v2/account", 5, _SIGNED),
             ("GET", "/fapi/v3/account", 5, _SIGNED),
+            ("GET", "/fapi/v1/leverageBracket", 1, _SIGNED),
         ],
     ),
 ]

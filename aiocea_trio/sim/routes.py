@@ -53,10 +53,6 @@ SIMULATOR_ONLY: Final[Mapping[tuple[str, str], str]] = {
     ("GET", "/sapi/v1/margin/isolated/allPairs"): (
         "as /sapi/v1/margin/allPairs: an empty list for ccxt's load_markets"
     ),
-    ("GET", "/fapi/v1/leverageBracket"): (
-        "signed; third-party clients ask for it; not in the registry yet, so charged the "
-        "registry's default weight (Binance's is 1 too)"
-    ),
     ("GET", ARCHIVE_PATH): (
         "Binance's public archive host: no market, no weight, no key, no faults"
     ),
