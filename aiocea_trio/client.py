@@ -10,7 +10,6 @@ error payloads become typed exceptions. Timestamps follow the limiter's `Exchang
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, TypeVar
@@ -28,6 +27,7 @@ from ._layers.routing import Router
 from ._layers.session import Session
 from ._layers.wire import Attempt
 from ._redact import install_log_redaction, register_secret
+from ._values import check_int, check_seconds
 from .clock import ClockSync, TimeSync
 from .endpoints import Endpoint
 from .errors import ClientNotOpenError
@@ -381,19 +381,6 @@ class ClientStatistics:
         return stats.used_weight if stats is not None else 0
 
 
-def _check_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-
-
-def _check_seconds(name: str, value: object, *, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-
-
 def _signer(
     api_key: object, api_secret: str | bytes | None, signer: Signer | None
 ) -> Signer | None:
@@ -419,10 +406,10 @@ def _check_base_url(base_url: str | None) -> str | None:
 
 
 def _check_timing(recv_window: int, timeout: float) -> None:
-    _check_int("recv_window", recv_window)
+    check_int("recv_window", recv_window)
     if not 0 < recv_window <= _MAX_RECV_WINDOW:
         raise ValueError(f"recv_window must be in 1..{_MAX_RECV_WINDOW} ms, got {recv_window}")
-    _check_seconds("timeout", timeout, positive=True)
+    check_seconds("timeout", timeout, positive=True)
 
 
 def _clean(params: Mapping[str, object] | None) -> dict[str, object]:
@@ -431,9 +418,9 @@ def _clean(params: Mapping[str, object] | None) -> dict[str, object]:
 
 def _retry_policy(retries: int, wait_initial: float, wait_max: float) -> RetryPolicy:
     """The `RetryPolicy` the ``retries=`` and ``retry_wait_*=`` keywords describe."""
-    _check_int("retries", retries)
-    _check_seconds("retry_wait_initial", wait_initial)
-    _check_seconds("retry_wait_max", wait_max)
+    check_int("retries", retries)
+    check_seconds("retry_wait_initial", wait_initial)
+    check_seconds("retry_wait_max", wait_max)
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
     return RetryPolicy(
@@ -443,13 +430,13 @@ def _retry_policy(retries: int, wait_initial: float, wait_max: float) -> RetryPo
 
 def _time_sync(auto: bool, interval: float | None) -> TimeSync:
     if interval is not None:
-        _check_seconds("time_sync_interval", interval, positive=True)
+        check_seconds("time_sync_interval", interval, positive=True)
     return TimeSync(auto=auto, interval=interval)
 
 
 def _order_safety(attempts: int, lookup_delay: float) -> OrderSafety:
-    _check_int("order_attempts", attempts)
-    _check_seconds("order_lookup_delay", lookup_delay)
+    check_int("order_attempts", attempts)
+    check_seconds("order_lookup_delay", lookup_delay)
     if attempts < 1:
         raise ValueError(f"order_attempts must be >= 1, got {attempts}")
     return OrderSafety(attempts=attempts, lookup_delay=lookup_delay)

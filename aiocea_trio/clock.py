@@ -13,24 +13,15 @@ same windows as the one that did. `TimeSync` says when a client measures it.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import attrs
 import trio
 
+from ._values import seconds_positive
+
 __all__ = ["ExchangeClock", "TimeSync"]
-
-
-def _interval(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{attribute.name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{attribute.name} must be a finite number > 0, got {value!r}")
 
 
 @attrs.frozen
@@ -43,7 +34,7 @@ class TimeSync:
     """
 
     auto: bool = True
-    interval: float | None = attrs.field(default=3600.0, validator=_interval)
+    interval: float | None = attrs.field(default=3600.0, validator=seconds_positive)
 
 
 class ExchangeClock:
@@ -90,7 +81,7 @@ class ExchangeClock:
 
     def now_ms(self) -> int:
         """The estimated server time: local time plus the measured offset."""
-        return self.local_ms() + self._offset_ms
+        return int(self._local_anchor_ms + trio.current_time() * 1000.0) + self._offset_ms
 
     def measured(self, server_ms: int, sent_ms: int, received_ms: int) -> None:
         """The server said ``server_ms`` between local ``sent_ms`` and ``received_ms``.

@@ -11,7 +11,6 @@ stderr when logging is not configured) and cannot be scoped to one library.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -19,25 +18,13 @@ import attrs
 import tenacity
 import trio
 
+from ._values import count_at_least_1, seconds
+
 __all__ = ["OrderSafety", "RetryPolicy"]
 
 _T = TypeVar("_T")
 
 logger = logging.getLogger("aiocea_trio.retries")
-
-
-def _non_negative_finite(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{attribute.name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
-
-
-def _attempt_count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{attribute.name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
 
 
 @attrs.frozen
@@ -52,10 +39,10 @@ class RetryPolicy:
             that many clients failing together do not retry together.
     """
 
-    attempts: int = attrs.field(default=4, validator=_attempt_count)
-    wait_initial: float = attrs.field(default=0.2, validator=_non_negative_finite)
-    wait_max: float = attrs.field(default=5.0, validator=_non_negative_finite)
-    wait_jitter: float = attrs.field(default=0.2, validator=_non_negative_finite)
+    attempts: int = attrs.field(default=4, validator=count_at_least_1)
+    wait_initial: float = attrs.field(default=0.2, validator=seconds)
+    wait_max: float = attrs.field(default=5.0, validator=seconds)
+    wait_jitter: float = attrs.field(default=0.2, validator=seconds)
 
     async def run(
         self,
@@ -115,5 +102,5 @@ class OrderSafety:
             up, so that an order still in flight lands first.
     """
 
-    attempts: int = attrs.field(default=3, validator=_attempt_count)
-    lookup_delay: float = attrs.field(default=1.0, validator=_non_negative_finite)
+    attempts: int = attrs.field(default=3, validator=count_at_least_1)
+    lookup_delay: float = attrs.field(default=1.0, validator=seconds)
