@@ -46,12 +46,17 @@ SIM_URL = "http://sim.localhost"  # what sim.client() uses; any loopback name wo
 class Recorder:
     """A client wrapper that records every request, then hands it to the real client.
 
-    Tasks only call ``client.request(...)``, so wrapping proves which client a task used.
+    Catalog tasks call ``client.call(endpoint, params)`` (user code ``client.request``),
+    so wrapping proves which client a task used.
     """
 
     inner: Any
     name: str
     calls: list[tuple[str, str]] = attrs.field(factory=list)
+
+    async def call(self, endpoint: Any, params: Any = None) -> Any:
+        self.calls.append((endpoint.method, endpoint.path))
+        return await self.inner.call(endpoint, params)
 
     async def request(
         self, method: str, path: str, params: Any = None, *, signed: bool = False

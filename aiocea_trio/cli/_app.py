@@ -755,7 +755,7 @@ def _parse_period(text: str) -> float:
 
 
 @cli.command()
-@click.option("--rounds", default=3, show_default=True, help="Rounds of the seed's endless rings.")
+@click.option("--rounds", default=3, show_default=True, help="Rounds of aiocea's endless rings.")
 @pass_settings
 def demo(settings: Settings, rounds: int) -> None:
     """The original aiocea's five examples, end to end, with task trees and results."""

@@ -130,7 +130,7 @@ class BinanceTask(Task):
         return self.__class__.__name__
 
     async def run(self, client: BinanceClient) -> Any:
-        raw = await client.request(self.method, self.path, self.params(), signed=self.signed)
+        raw = await client.call(self.endpoint, self.params())
         try:
             if self.answer is not None and not isinstance(raw, self.answer):
                 raise TypeError(f"a JSON {type(raw).__name__}")
