@@ -54,6 +54,19 @@ class RetryPolicy:
     ) -> _T:
         """Await ``once()`` until it returns, a failure is not ``retryable``, or the
         attempts run out (then the last error is raised as it was)."""
+        # The first try runs outside tenacity: most requests succeed at once, and the
+        # retry machinery (its state objects, its strategies) would cost each of them.
+        try:
+            return await once()
+        except Exception as exc:
+            if self.attempts == 1 or not retryable(exc):
+                raise
+            first: list[Exception] = [exc]
+
+        async def again() -> _T:
+            if first:  # tenacity's attempt 1 is the failure already seen
+                raise first.pop()
+            return await once()
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             if on_retry is not None:
@@ -84,7 +97,7 @@ class RetryPolicy:
         )
         async for attempt in retrying:
             with attempt:
-                return await once()
+                return await again()
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
 
