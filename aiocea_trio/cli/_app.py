@@ -583,6 +583,7 @@ def depth(settings: Settings, symbol: str, limit: int) -> None:
     help="Keep verified archives here; a second run downloads nothing.",
 )
 @pass_settings
+# Over 60 lines: click passes every option as an argument; the body itself is short.
 def klines(
     settings: Settings,
     symbol: str,
