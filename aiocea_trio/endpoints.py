@@ -35,10 +35,12 @@ __all__ = [
     "KLINES",
     "KLINE_INTERVALS",
     "NEW_ORDER",
+    "PING",
     "QUERY_ORDER",
     "SERVER_TIME",
     "UNIT_SECONDS",
     "Endpoint",
+    "LimitRule",
     "OrderAction",
     "WeightRule",
     "find",
@@ -96,6 +98,31 @@ def interval_ms(interval: str) -> int | None:
     return INTERVAL_MS.get(interval)
 
 
+@attrs.frozen
+class LimitRule:
+    """The values an endpoint's ``limit`` parameter may take: a range, or a fixed set
+    (futures depth)."""
+
+    low: int = 1
+    high: int = 1000
+    choices: tuple[int, ...] = ()
+
+    def allows(self, value: int) -> bool:
+        if self.choices:
+            return value in self.choices
+        return self.low <= value <= self.high
+
+    @property
+    def largest(self) -> int:
+        """The largest page this endpoint serves."""
+        return max(self.choices) if self.choices else self.high
+
+    def __str__(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        return f"between {self.low} and {self.high}"
+
+
 class OrderAction(enum.Enum):
     """What the client's exactly-once layer does for an order endpoint."""
 
@@ -121,6 +148,8 @@ class Endpoint:
             not test orders).
         free_on_success: costs weight 0 when the exchange accepts it (spot order
             placement and cancellation since 2026-04-02); the weight is reserved anyway.
+        limit: the values its ``limit`` parameter may take (None: it has none, or the
+            library does not check it).
     """
 
     market: Market
@@ -131,6 +160,7 @@ class Endpoint:
     order: OrderAction | None = None
     counts_as_order: bool = False
     free_on_success: bool = False
+    limit: LimitRule | None = None
 
     def request_weight(self, params: Mapping[str, str], *, success: bool = False) -> int:
         """The weight charged for one request with these (string) parameters.
@@ -245,6 +275,9 @@ def _market(market: Market, rows: Iterable[tuple[Any, ...]]) -> list[Endpoint]:
 
 
 _SIGNED = {"signed": True}
+_PAGE_1000 = {"limit": LimitRule(1, 1000)}
+_PAGE_1500 = {"limit": LimitRule(1, 1500)}
+_FUTURES_DEPTH = {"limit": LimitRule(choices=(5, 10, 20, 50, 100, 500, 1000))}
 _SPOT_PLACE = {"signed": True, "order": _PLACE, "counts_as_order": True, "free_on_success": True}
 _SPOT_FREE = {"signed": True, "free_on_success": True}
 _SPOT_ORDER_LIST = {"signed": True, "counts_as_order": True, "free_on_success": True}
@@ -255,12 +288,12 @@ _SPOT = _market(
         ("GET", "/api/v3/ping", 1),
         ("GET", "/api/v3/time", 1),
         ("GET", "/api/v3/exchangeInfo", 20),
-        ("GET", "/api/v3/depth", _spot_depth),
-        ("GET", "/api/v3/trades", 25),
-        ("GET", "/api/v3/historicalTrades", 25),
-        ("GET", "/api/v3/aggTrades", 4),
-        ("GET", "/api/v3/klines", 2),
-        ("GET", "/api/v3/uiKlines", 2),
+        ("GET", "/api/v3/depth", _spot_depth, {"limit": LimitRule(1, 5000)}),
+        ("GET", "/api/v3/trades", 25, _PAGE_1000),
+        ("GET", "/api/v3/historicalTrades", 25, _PAGE_1000),
+        ("GET", "/api/v3/aggTrades", 4, _PAGE_1000),
+        ("GET", "/api/v3/klines", 2, _PAGE_1000),
+        ("GET", "/api/v3/uiKlines", 2, _PAGE_1000),
         ("GET", "/api/v3/avgPrice", 2),
         ("GET", "/api/v3/ticker/24hr", _spot_ticker_24hr),
         ("GET", "/api/v3/ticker/price", _one_or_all(2, 4)),
@@ -304,19 +337,19 @@ def _futures(market: Market, prefix: str, overrides: Mapping[str, object]) -> li
             ("GET", f"/{p}/v1/ping", 1),
             ("GET", f"/{p}/v1/time", 1),
             ("GET", f"/{p}/v1/exchangeInfo", 1),
-            ("GET", f"/{p}/v1/depth", _futures_depth),
-            ("GET", f"/{p}/v1/trades", 5),
-            ("GET", f"/{p}/v1/historicalTrades", 20),
-            ("GET", f"/{p}/v1/aggTrades", 20),
-            ("GET", f"/{p}/v1/klines", _futures_klines),
-            ("GET", f"/{p}/v1/continuousKlines", _futures_klines),
-            ("GET", f"/{p}/v1/indexPriceKlines", _futures_klines),
-            ("GET", f"/{p}/v1/markPriceKlines", _futures_klines),
+            ("GET", f"/{p}/v1/depth", _futures_depth, _FUTURES_DEPTH),
+            ("GET", f"/{p}/v1/trades", 5, _PAGE_1000),
+            ("GET", f"/{p}/v1/historicalTrades", 20, _PAGE_1000),
+            ("GET", f"/{p}/v1/aggTrades", 20, _PAGE_1000),
+            ("GET", f"/{p}/v1/klines", _futures_klines, _PAGE_1500),
+            ("GET", f"/{p}/v1/continuousKlines", _futures_klines, _PAGE_1500),
+            ("GET", f"/{p}/v1/indexPriceKlines", _futures_klines, _PAGE_1500),
+            ("GET", f"/{p}/v1/markPriceKlines", _futures_klines, _PAGE_1500),
             ("GET", f"/{p}/v1/ticker/price", _one_or_all(1, 2)),
             ("GET", f"/{p}/v1/ticker/24hr", _one_or_all(1, 40)),
             ("GET", f"/{p}/v1/ticker/bookTicker", _one_or_all(2, 5)),
             ("GET", f"/{p}/v1/premiumIndex", w("premiumIndex", 1)),
-            ("GET", f"/{p}/v1/fundingRate", 1),
+            ("GET", f"/{p}/v1/fundingRate", 1, _PAGE_1000),
             ("GET", f"/{p}/v1/openInterest", 1),
             ("POST", f"/{p}/v1/order", w("order", 1), _FUTURES_PLACE),
             ("POST", f"/{p}/v1/order/test", w("order", 1), _SIGNED),
@@ -402,6 +435,7 @@ def _named(method: str, suffix: str) -> Mapping[Market, Endpoint]:
 
 
 #: The endpoints the library itself calls, per market.
+PING: Final = _named("GET", "ping")
 SERVER_TIME: Final = _named("GET", "time")
 EXCHANGE_INFO: Final = _named("GET", "exchangeInfo")
 KLINES: Final = _named("GET", "klines")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import attrs
 import httpx
 import pytest
+import trio
 import trio.testing
 
 import aiocea_trio.tasks as catalog
@@ -149,3 +150,29 @@ async def test_task_weight_equals_reserved_equals_charged(
         expected = 0  # reserved before the answer, refunded on success (spot orders)
     assert (charged, reserved) == (expected, expected), task
     assert isinstance(task.endpoint, Endpoint)
+
+
+@pytest.mark.parametrize("cls", CATALOG, ids=lambda cls: cls.__name__)
+def test_a_tasks_limit_rule_is_its_endpoints(cls: type[BinanceTask]) -> None:
+    if "limit" in attrs.fields_dict(cls):
+        assert cls.endpoint.limit is not None, cls
+        assert cls.limit_rule is cls.endpoint.limit
+
+
+def test_history_pages_as_large_as_the_registry_allows() -> None:
+    from aiocea_trio.endpoints import KLINES
+    from aiocea_trio.history import best_kline_page_size
+
+    for market in Market:
+        rule = KLINES[market].limit
+        assert rule is not None
+        assert 1 <= best_kline_page_size(market) <= rule.largest
+    with pytest.raises(ValueError, match="page_size"):
+        trio.run(_download_with_page, KLINES[Market.SPOT].limit.largest + 1)  # type: ignore[union-attr]
+
+
+async def _download_with_page(page: int) -> None:
+    from aiocea_trio import download_klines
+
+    async with SimExchange().client() as client:
+        await download_klines(client, "BTCUSDT", "1m", "2024-01-01", "2024-01-02", page_size=page)

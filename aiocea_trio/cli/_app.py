@@ -32,6 +32,7 @@ from rich.table import Table
 
 from .._groups import leaves
 from ..client import BinanceClient
+from ..endpoints import PING, SERVER_TIME
 from ..errors import (
     BinanceAPIError,
     BinanceBanError,
@@ -74,16 +75,6 @@ def say(message: str) -> None:
     console.print(message, soft_wrap=True)
 
 
-_PING_PATHS = {
-    Market.SPOT: "/api/v3/ping",
-    Market.USDM: "/fapi/v1/ping",
-    Market.COINM: "/dapi/v1/ping",
-}
-_TIME_PATHS = {
-    Market.SPOT: "/api/v3/time",
-    Market.USDM: "/fapi/v1/time",
-    Market.COINM: "/dapi/v1/time",
-}
 
 _HINTS = {
     -1021: "the clock is off: check this machine's time, or raise --recv-window",
@@ -429,7 +420,7 @@ def ping(settings: Settings) -> None:
     async def go() -> tuple[str, float]:
         async with settings.open_client() as client:
             start = trio.current_time()
-            await client.request("GET", _PING_PATHS[settings.market])
+            await client.call(PING[settings.market])
             return client.base_url_for(settings.market), trio.current_time() - start
 
     host, seconds = run_trio(settings, go)
@@ -444,7 +435,7 @@ def server_time(settings: Settings) -> None:
 
     async def go() -> tuple[int, int]:
         async with settings.open_client() as client:
-            data: dict[str, Any] = await client.request("GET", _TIME_PATHS[settings.market])
+            data: dict[str, Any] = await client.call(SERVER_TIME[settings.market])
             offset = await client.sync_time(settings.market)
             return int(data["serverTime"]), offset
 

@@ -50,12 +50,18 @@ Row = list[Any]
 KlineBatch = list[Row] | KlineBlock
 _Receive = trio.MemoryReceiveChannel
 
-_MAX_KLINE_LIMIT: Final = {Market.SPOT: 1000, Market.USDM: 1500, Market.COINM: 1500}
 _COINM_MAX_SPAN_MS: Final = 200 * 86_400_000
 _COINM_MAX_MONTHS: Final = 6  # six months never exceed 200 days
 
 
 @functools.cache
+
+def _max_page(market: Market) -> int:
+    """The largest kline page the market serves (the registry's limit rule)."""
+    rule = KLINES[market].limit
+    assert rule is not None  # the registry gives every klines endpoint its limit
+    return rule.largest
+
 def best_kline_page_size(market: Market | str) -> int:
     """The ``limit`` that buys the most kline rows per unit of weight (ties: the larger)."""
     market = Market(market)
@@ -64,7 +70,7 @@ def best_kline_page_size(market: Market | str) -> int:
     def rows_per_weight(limit: int) -> float:
         return limit / max(endpoint.request_weight({"limit": str(limit)}), 1)
 
-    return max(range(1, _MAX_KLINE_LIMIT[market] + 1), key=lambda n: (rows_per_weight(n), n))
+    return max(range(1, _max_page(market) + 1), key=lambda n: (rows_per_weight(n), n))
 
 
 def checked_kline_args(
@@ -87,8 +93,8 @@ def _page_limit(query: HistoryQuery, page_size: int | None) -> int:
     """Rows per request: ``page_size`` checked against the market, or the cheapest per row."""
     market = query.market
     limit = best_kline_page_size(market) if page_size is None else page_size
-    if not 1 <= limit <= _MAX_KLINE_LIMIT[market]:
-        raise ValueError(f"page_size must be in 1..{_MAX_KLINE_LIMIT[market]}; got {limit}")
+    if not 1 <= limit <= _max_page(market):
+        raise ValueError(f"page_size must be in 1..{_max_page(market)}; got {limit}")
     if market is Market.COINM:
         # COIN-M refuses a kline query spanning more than 200 days (-1127).
         size = interval_ms(query.interval)

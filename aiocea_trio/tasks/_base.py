@@ -50,10 +50,6 @@ __all__ = ["BinanceTask", "local_field"]
 _NOT_PARAMS = frozenset({"client", "timeout"})
 _LOCAL = "aiocea_local"
 
-TRADES_LIMIT = LimitRule(1, 1000)
-FUNDING_LIMIT = LimitRule(1, 1000)
-FUTURES_KLINES_LIMIT = LimitRule(1, 1500)
-FUTURES_DEPTH_LIMIT = LimitRule(choices=(5, 10, 20, 50, 100, 500, 1000))
 
 SIDES = ("BUY", "SELL")
 
@@ -82,6 +78,8 @@ class BinanceTask(Task):
     its weight, whether it is signed and whether it is an order all come from there."""
     signed: ClassVar[bool] = False
     """Needs the API key and a signature (account and order endpoints); from `endpoint`."""
+    limit_rule: ClassVar[LimitRule]
+    """What `limit` may be, for tasks that have one; from `endpoint`."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -97,6 +95,8 @@ class BinanceTask(Task):
             )
         cls.endpoint = endpoint
         cls.signed = endpoint.signed
+        if endpoint.limit is not None:
+            cls.limit_rule = endpoint.limit
     answer: ClassVar[type | tuple[type, ...] | None] = None
     """The JSON type Binance answers with (``list``, ``dict``), checked before `parse`."""
 
@@ -253,7 +253,6 @@ class OrderBookTask(BinanceTask):
 
     answer: ClassVar[type | tuple[type, ...] | None] = dict
 
-    limit_rule: ClassVar[LimitRule] = FUTURES_DEPTH_LIMIT
 
     symbol: str = attrs.field(validator=required_symbol)
     limit: int | None = attrs.field(default=None, validator=check_limit)
@@ -268,7 +267,6 @@ class TradesTask(BinanceTask):
 
     answer: ClassVar[type | tuple[type, ...] | None] = list
 
-    limit_rule: ClassVar[LimitRule] = TRADES_LIMIT
 
     symbol: str = attrs.field(validator=required_symbol)
     limit: int | None = attrs.field(default=None, validator=check_limit)
@@ -283,7 +281,6 @@ class AggTradesTask(BinanceTask):
 
     answer: ClassVar[type | tuple[type, ...] | None] = list
 
-    limit_rule: ClassVar[LimitRule] = TRADES_LIMIT
 
     symbol: str = attrs.field(validator=required_symbol)
     fromId: int | None = attrs.field(default=None, validator=optional_int)
@@ -312,7 +309,6 @@ class KlinesTask(BinanceTask):
     answer: ClassVar[type | tuple[type, ...] | None] = list
 
     intervals: ClassVar[tuple[str, ...]] = FUTURES_INTERVALS
-    limit_rule: ClassVar[LimitRule] = FUTURES_KLINES_LIMIT
 
     symbol: str = attrs.field(validator=required_symbol)
     interval: str = attrs.field(validator=check_interval)
@@ -378,7 +374,6 @@ class FundingRateTask(BinanceTask):
 
     answer: ClassVar[type | tuple[type, ...] | None] = list
 
-    limit_rule: ClassVar[LimitRule] = FUNDING_LIMIT
 
     symbol: str | None = attrs.field(default=None, validator=optional_symbol)
     startTime: int | None = attrs.field(default=None, validator=check_time)

@@ -19,7 +19,7 @@ import attrs
 
 from .._params import param_str
 from ..client import new_client_order_id
-from ..endpoints import KLINE_INTERVALS
+from ..endpoints import KLINE_INTERVALS, LimitRule
 from ..markets import Market
 from ..symbols import symbol_message, symbol_problem
 
@@ -60,25 +60,6 @@ def _who(instance: object) -> str:
 
 def _fail(instance: object, message: str) -> ValueError:
     return ValueError(f"{_who(instance)}: {message}")
-
-
-@attrs.frozen
-class LimitRule:
-    """The values a ``limit`` may take: a range, or a fixed set (futures depth)."""
-
-    low: int = 1
-    high: int = 1000
-    choices: tuple[int, ...] = ()
-
-    def allows(self, value: int) -> bool:
-        if self.choices:
-            return value in self.choices
-        return self.low <= value <= self.high
-
-    def __str__(self) -> str:
-        if self.choices:
-            return "one of " + ", ".join(map(str, self.choices))
-        return f"between {self.low} and {self.high}"
 
 
 def _check_int(instance: object, name: str, value: object) -> int:

@@ -37,7 +37,6 @@ from ._base import (
 )
 from ._validate import (
     SPOT_INTERVALS,
-    LimitRule,
     Requirement,
     check_decimal,
     check_enum,
@@ -133,7 +132,6 @@ class SpotFetchOrderBook(_Spot, OrderBookTask):
     """GET /api/v3/depth: `{lastUpdateId, bids, asks}`; limit 1..5000 (weight 5 to 250)."""
 
     path = "/api/v3/depth"
-    limit_rule = LimitRule(1, 5000)
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -156,7 +154,6 @@ class SpotFetchKline(_Spot, KlinesTask):
 
     path = "/api/v3/klines"
     intervals = SPOT_INTERVALS
-    limit_rule = LimitRule(1, 1000)
 
     timeZone: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
