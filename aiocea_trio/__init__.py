@@ -86,6 +86,7 @@ from .tasks import CoinMFetchPremiumIndex as CoinMFetchPremiumIndex
 from .tasks import CoinMFetchTicker as CoinMFetchTicker
 from .tasks import CoinMFetchTicker24h as CoinMFetchTicker24h
 from .tasks import CoinMFetchTrades as CoinMFetchTrades
+from .tasks import CoinMFetchUserTrades as CoinMFetchUserTrades
 from .tasks import CoinMNewOrder as CoinMNewOrder
 from .tasks import CoinMPing as CoinMPing
 from .tasks import CoinMQueryOrder as CoinMQueryOrder
@@ -99,6 +100,7 @@ from .tasks import SpotFetchBalances as SpotFetchBalances
 from .tasks import SpotFetchBookTicker as SpotFetchBookTicker
 from .tasks import SpotFetchExchangeInfo as SpotFetchExchangeInfo
 from .tasks import SpotFetchKline as SpotFetchKline
+from .tasks import SpotFetchMyTrades as SpotFetchMyTrades
 from .tasks import SpotFetchOpenOrders as SpotFetchOpenOrders
 from .tasks import SpotFetchOrderBook as SpotFetchOrderBook
 from .tasks import SpotFetchTicker as SpotFetchTicker
@@ -125,6 +127,7 @@ from .tasks import UsdMFetchPremiumIndex as UsdMFetchPremiumIndex
 from .tasks import UsdMFetchTicker as UsdMFetchTicker
 from .tasks import UsdMFetchTicker24h as UsdMFetchTicker24h
 from .tasks import UsdMFetchTrades as UsdMFetchTrades
+from .tasks import UsdMFetchUserTrades as UsdMFetchUserTrades
 from .tasks import UsdMNewOrder as UsdMNewOrder
 from .tasks import UsdMPing as UsdMPing
 from .tasks import UsdMQueryOrder as UsdMQueryOrder
@@ -190,6 +193,7 @@ __all__ = [
     "CoinMFetchTicker",
     "CoinMFetchTicker24h",
     "CoinMFetchTrades",
+    "CoinMFetchUserTrades",
     "CoinMNewOrder",
     "CoinMPing",
     "CoinMQueryOrder",
@@ -228,6 +232,7 @@ __all__ = [
     "SpotFetchBookTicker",
     "SpotFetchExchangeInfo",
     "SpotFetchKline",
+    "SpotFetchMyTrades",
     "SpotFetchOpenOrders",
     "SpotFetchOrderBook",
     "SpotFetchTicker",
@@ -264,6 +269,7 @@ __all__ = [
     "UsdMFetchTicker",
     "UsdMFetchTicker24h",
     "UsdMFetchTrades",
+    "UsdMFetchUserTrades",
     "UsdMNewOrder",
     "UsdMPing",
     "UsdMQueryOrder",

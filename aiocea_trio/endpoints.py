@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -101,16 +101,32 @@ def interval_ms(interval: str) -> int | None:
 @attrs.frozen
 class LimitRule:
     """The values an endpoint's ``limit`` parameter may take: a range, or a fixed set
-    (futures depth)."""
+    (futures depth), and what Binance does with a ``limit`` above the largest.
+
+    Attributes:
+        oversized: ``"cap"``: the exchange answers as if sent the largest (spot
+            market data: ``aggTrades?limit=12000`` answers 1000 rows); ``"reject"``: it
+            answers -1130 (the futures markets). A value below ``low`` is always -1130.
+            The catalog refuses out-of-range values before sending either way.
+    """
 
     low: int = 1
     high: int = 1000
     choices: tuple[int, ...] = ()
+    oversized: Literal["cap", "reject"] = "reject"
 
     def allows(self, value: int) -> bool:
         if self.choices:
             return value in self.choices
         return self.low <= value <= self.high
+
+    def served(self, value: int) -> int | None:
+        """The page size the exchange serves for ``value``; None: it answers -1130."""
+        if value > self.largest and self.oversized == "cap":
+            return self.largest
+        if self.choices:
+            return value if value in self.choices else None
+        return value if self.low <= value <= self.high else None
 
     @property
     def largest(self) -> int:
@@ -276,6 +292,7 @@ def _market(market: Market, rows: Iterable[tuple[Any, ...]]) -> list[Endpoint]:
 
 _SIGNED = {"signed": True}
 _PAGE_1000 = {"limit": LimitRule(1, 1000)}
+_SPOT_PAGE_1000 = {"limit": LimitRule(1, 1000, oversized="cap")}
 _PAGE_1500 = {"limit": LimitRule(1, 1500)}
 _FUTURES_DEPTH = {"limit": LimitRule(choices=(5, 10, 20, 50, 100, 500, 1000))}
 _SPOT_PLACE = {"signed": True, "order": _PLACE, "counts_as_order": True, "free_on_success": True}
@@ -288,12 +305,12 @@ _SPOT = _market(
         ("GET", "/api/v3/ping", 1),
         ("GET", "/api/v3/time", 1),
         ("GET", "/api/v3/exchangeInfo", 20),
-        ("GET", "/api/v3/depth", _spot_depth, {"limit": LimitRule(1, 5000)}),
-        ("GET", "/api/v3/trades", 25, _PAGE_1000),
-        ("GET", "/api/v3/historicalTrades", 25, _PAGE_1000),
-        ("GET", "/api/v3/aggTrades", 4, _PAGE_1000),
-        ("GET", "/api/v3/klines", 2, _PAGE_1000),
-        ("GET", "/api/v3/uiKlines", 2, _PAGE_1000),
+        ("GET", "/api/v3/depth", _spot_depth, {"limit": LimitRule(1, 5000, oversized="cap")}),
+        ("GET", "/api/v3/trades", 25, _SPOT_PAGE_1000),
+        ("GET", "/api/v3/historicalTrades", 25, _SPOT_PAGE_1000),
+        ("GET", "/api/v3/aggTrades", 4, _SPOT_PAGE_1000),
+        ("GET", "/api/v3/klines", 2, _SPOT_PAGE_1000),
+        ("GET", "/api/v3/uiKlines", 2, _SPOT_PAGE_1000),
         ("GET", "/api/v3/avgPrice", 2),
         ("GET", "/api/v3/ticker/24hr", _spot_ticker_24hr),
         ("GET", "/api/v3/ticker/price", _one_or_all(2, 4)),
@@ -308,7 +325,10 @@ _SPOT = _market(
         ("DELETE", "/api/v3/openOrders", 1, _SPOT_FREE),
         ("GET", "/api/v3/allOrders", 20, _SIGNED),
         ("GET", "/api/v3/account", 20, _SIGNED),
-        ("GET", "/api/v3/myTrades", _spot_my_trades, _SIGNED),
+        ("GET", "/api/v3/myTrades", _spot_my_trades, {**_SIGNED, **_PAGE_1000}),
+        ("GET", "/api/v3/account/commission", 20, _SIGNED),
+        ("GET", "/sapi/v1/system/status", 1),
+        ("GET", "/sapi/v1/asset/tradeFee", 1, _SIGNED),
         ("GET", "/api/v3/rateLimit/order", 40, _SIGNED),
         ("POST", "/api/v3/sor/order", 1, _SPOT_ORDER_LIST),
         ("POST", "/api/v3/orderList/oco", 1, _SPOT_ORDER_LIST),
@@ -359,7 +379,8 @@ def _futures(market: Market, prefix: str, overrides: Mapping[str, object]) -> li
             ("GET", f"/{p}/v1/openOrders", w("openOrders", _one_or_all(1, 40)), _SIGNED),
             ("DELETE", f"/{p}/v1/allOpenOrders", 1, _SIGNED),
             ("GET", f"/{p}/v1/allOrders", w("allOrders", 5), _SIGNED),
-            ("GET", f"/{p}/v1/userTrades", w("userTrades", 5), _SIGNED),
+            ("GET", f"/{p}/v1/userTrades", w("userTrades", 5), {**_SIGNED, **_PAGE_1000}),
+            ("GET", f"/{p}/v1/commissionRate", 20, _SIGNED),
             ("POST", f"/{p}/v1/leverage", 1, _SIGNED),
         ],
     )
@@ -378,6 +399,8 @@ _USDM = [
             ("GET", "/fapi/v2/account", 5, _SIGNED),
             ("GET", "/fapi/v3/account", 5, _SIGNED),
             ("GET", "/fapi/v1/leverageBracket", 1, _SIGNED),
+            # Binance: weight 0, IP limit 1000 requests / 5 min; the latest 30 days only.
+            ("GET", "/futures/data/openInterestHist", 0, {"limit": LimitRule(1, 500)}),
         ],
     ),
 ]

@@ -101,6 +101,8 @@ async def _python_binance_session(url: str) -> dict[str, Any]:
             symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.002"
         )
         out["futures_balance"] = await client.futures_account_balance()
+        out["my_trades"] = await client.get_my_trades(symbol="ETHUSDT")
+        out["futures_trades"] = await client.futures_account_trades(symbol="BTCUSDT")
         out["positions"] = await client.futures_position_information(symbol="BTCUSDT")
         try:
             await client.get_order(symbol="BTCUSDT", orderId=12345)
@@ -137,6 +139,8 @@ async def test_python_binance_async_client(nursery: trio.Nursery) -> None:
     assert out["futures_order"]["symbol"] == "BTCUSDT"
     assert any(b["asset"] == "USDT" for b in out["futures_balance"])
     assert out["positions"][0]["positionAmt"] == "0.002"
+    assert [t["orderId"] for t in out["my_trades"]] == [out["market"]["orderId"]]
+    assert [t["orderId"] for t in out["futures_trades"]] == [out["futures_order"]["orderId"]]
     assert out["error"] == ("BinanceAPIException", -2013)
     assert sim.account().by_client[("spot", "BTCUSDT", "pb-1")].status == "CANCELED"
     nursery.cancel_scope.cancel()
@@ -204,6 +208,8 @@ async def _ccxt_session(url: str) -> dict[str, Any]:
         out["market"] = await exchange.create_order("ETH/USDT", "market", "buy", 0.01)
         out["perp_order"] = await exchange.create_order("BTC/USDT:USDT", "market", "buy", 0.002)
         out["positions"] = await exchange.fetch_positions(["BTC/USDT:USDT"])
+        out["my_trades"] = await exchange.fetch_my_trades("ETH/USDT")
+        out["perp_trades"] = await exchange.fetch_my_trades("BTC/USDT:USDT")
     finally:
         await exchange.close()
     return out
@@ -234,5 +240,9 @@ async def test_ccxt_binance(nursery: trio.Nursery) -> None:
     assert out["market"]["status"] == "closed"
     assert out["perp_order"]["symbol"] == "BTC/USDT:USDT"
     assert any(p["contracts"] == 0.002 for p in out["positions"])
+    assert [t["order"] for t in out["my_trades"]] == [out["market"]["id"]]
+    assert out["my_trades"][0]["fee"]["currency"] == "ETH"
+    assert [t["order"] for t in out["perp_trades"]] == [out["perp_order"]["id"]]
+    assert out["perp_trades"][0]["side"] == "buy"
     assert sim.limiter.answered_429 == 0
     nursery.cancel_scope.cancel()

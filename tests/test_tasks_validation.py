@@ -366,9 +366,9 @@ ACTIONS = [
 ]
 FUTURES_ONLY = ["FetchPremiumIndex", "FetchFundingRate", "FetchOpenInterest", "FetchPositionRisk"]
 FAMILIES = {
-    "Spot": (Market.SPOT, [*ACTIONS, "FetchAvgPrice"]),
-    "UsdM": (Market.USDM, [*ACTIONS, *FUTURES_ONLY]),
-    "CoinM": (Market.COINM, [*ACTIONS, *FUTURES_ONLY]),
+    "Spot": (Market.SPOT, [*ACTIONS, "FetchAvgPrice", "FetchMyTrades"]),
+    "UsdM": (Market.USDM, [*ACTIONS, *FUTURES_ONLY, "FetchUserTrades"]),
+    "CoinM": (Market.COINM, [*ACTIONS, *FUTURES_ONLY, "FetchUserTrades"]),
 }  # fmt: skip
 
 
@@ -386,7 +386,8 @@ def test_every_family_has_every_action_and_nothing_else() -> None:
             assert cls.path.startswith(path_prefix), cls
             assert attrs.has(cls)
             signed = action in {"FetchAccount", "FetchBalances", "NewOrder", "TestOrder",
-                                "QueryOrder", "CancelOrder", "FetchOpenOrders", "FetchPositionRisk"}  # fmt: skip
+                                "QueryOrder", "CancelOrder", "FetchOpenOrders", "FetchPositionRisk",
+                                "FetchMyTrades", "FetchUserTrades"}  # fmt: skip
             assert cls.signed is signed, cls
 
 

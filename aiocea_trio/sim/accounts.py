@@ -23,6 +23,7 @@ __all__ = [
     "ZERO",
     "Account",
     "AccountConfig",
+    "AccountTrade",
     "Order",
     "Position",
     "margin_of",
@@ -100,6 +101,27 @@ class Order:
         return self.status in ("NEW", "PARTIALLY_FILLED")
 
 
+@attrs.frozen(slots=True)
+class AccountTrade:
+    """One fill of one of the account's orders (``myTrades`` / ``userTrades`` rows).
+
+    ``price`` is in ticks, ``qty`` in lot steps (contracts on COIN-M); ``quote`` is the
+    quote amount (spot, USDⓈ-M) or the base amount (COIN-M); ``realized`` the realized PnL
+    in the margin asset (futures)."""
+
+    id: int
+    order_id: int
+    side: str
+    price: int
+    qty: int
+    quote: Decimal
+    commission: Decimal
+    commission_asset: str
+    time_ms: int
+    maker: bool
+    realized: Decimal = ZERO
+
+
 @attrs.define(eq=False)
 class Position:
     amt: Decimal = ZERO  # base qty (usdm) or contracts (coinm); negative = short
@@ -121,6 +143,8 @@ class Account:
     open: dict[tuple[str, str, int], Order] = attrs.field(factory=dict)
     closed: deque[Order] = attrs.field(factory=deque)
     update_ms: int = 0
+    #: Every fill, per (market, symbol), in id order; ids count from 1 per symbol.
+    trades: dict[tuple[str, str], list[AccountTrade]] = attrs.field(factory=dict)
 
     @classmethod
     def from_config(cls, config: AccountConfig) -> Account:

@@ -12,13 +12,19 @@ from typing import Any
 from ..endpoints import KLINE_INTERVALS
 from .errors import ApiError, mandatory
 from .market import MarketData, Series, Trade, interval_bounds, interval_seconds
-from .params import Ctx, RawJSON, SymbolLookup, int_param, limit_param, one_or_list
+from .params import Ctx, RawJSON, SymbolLookup, int_param, one_or_list, page_limit
 from .symbols import SymbolSpec, fixed
 
 __all__ = ["MarketHandlers", "TickerHandlers"]
 
 _DAY_MS = 86_400_000
 _COINM_KLINE_SPAN_MS = 200 * _DAY_MS
+#: openInterestHist's periods, in seconds; Binance serves the latest 30 days only.
+_OI_PERIODS = {
+    name: int(name[:-1]) * {"m": 60, "h": 3600, "d": 86400}[name[-1]]
+    for name in ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+}
+_OI_HISTORY_S = 30 * 86400
 _INTERVALS_OF = {market.value: frozenset(names) for market, names in KLINE_INTERVALS.items()}
 
 
@@ -42,6 +48,10 @@ class MarketHandlers:
 
     def time(self, r: Ctx) -> Any:
         return {"serverTime": r.now_ms}
+
+    def system_status(self, r: Ctx) -> Any:
+        """GET /sapi/v1/system/status: never under maintenance."""
+        return {"status": 0, "msg": "normal"}
 
     def exchange_info(self, r: Ctx) -> Any:
         rate_limits = self.rate_limits(r.market)
@@ -81,11 +91,7 @@ class MarketHandlers:
     def depth(self, r: Ctx) -> Any:
         series = self.symbols.series(r)
         spot = r.market == "spot"
-        limit = int_param(r.params, "limit", 100 if spot else 500)
-        assert limit is not None
-        if limit < 1:
-            raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
-        limit = min(limit, 5000 if spot else 1000)
+        limit = page_limit(r, 100 if spot else 500)
         bids, asks = series.book(r.now_ms, limit)
         spec = series.spec
         out: dict[str, Any] = {"lastUpdateId": r.now_ms - spec.onboard_ms}
@@ -128,13 +134,13 @@ class MarketHandlers:
 
     def trades(self, r: Ctx) -> Any:
         series = self.symbols.series(r)
-        limit = limit_param(r.params, 500, 1000)
+        limit = page_limit(r, 500)
         rows = series.recent_trades(r.now_ms // 1000, limit)
         return [self._trade_row(series.spec, t) for t in rows]
 
     def historical_trades(self, r: Ctx) -> Any:
         series = self.symbols.series(r)
-        limit = limit_param(r.params, 500, 1000)
+        limit = page_limit(r, 500)
         from_id = int_param(r.params, "fromId")
         now_s = r.now_ms // 1000
         if from_id is None:
@@ -145,7 +151,7 @@ class MarketHandlers:
 
     def agg_trades(self, r: Ctx) -> Any:
         series = self.symbols.series(r)
-        limit = limit_param(r.params, 500, 1000)
+        limit = page_limit(r, 500)
         from_id = int_param(r.params, "fromId")
         start = int_param(r.params, "startTime")
         end = int_param(r.params, "endTime")
@@ -194,7 +200,7 @@ class MarketHandlers:
         if interval not in _INTERVALS_OF[r.market]:
             raise ApiError(-1120, "Invalid interval.")
         spot = r.market == "spot"
-        limit = limit_param(r.params, 500, 1000 if spot else 1500)
+        limit = page_limit(r, 500)
         start = int_param(r.params, "startTime")
         end = int_param(r.params, "endTime")
         if start is not None and end is not None and start > end:
@@ -205,7 +211,7 @@ class MarketHandlers:
         if r.market == "coinm":
             if start is not None and end is not None:
                 if end - start > _COINM_KLINE_SPAN_MS:
-                    raise ApiError(-1127, "Lookup interval is too big.")
+                    raise ApiError(-4088, "Maximum time interval is 200 days.")
                 newest = True
             elif start is not None:
                 end = start + _COINM_KLINE_SPAN_MS
@@ -385,7 +391,7 @@ class TickerHandlers:
                 for s in self.symbols.all_series(r.market)
                 if s.spec.contract_type == "PERPETUAL"
             ]
-        limit = limit_param(r.params, 100, 1000)
+        limit = page_limit(r, 100)
         start = int_param(r.params, "startTime")
         end = int_param(r.params, "endTime")
         now_k = r.now_ms // 28_800_000
@@ -436,6 +442,56 @@ class TickerHandlers:
                 "time": r.now_ms,
             }
         return {"openInterest": oi, "symbol": spec.symbol, "time": r.now_ms}
+
+    def open_interest_hist(self, r: Ctx) -> Any:
+        """GET /futures/data/openInterestHist: open interest at each period's start, from
+        the same deterministic open interest as ``openInterest``, the latest 30 days."""
+        series = self.symbols.series(r)
+        period = r.params.get("period")
+        if not period:
+            raise mandatory("period")
+        size = _OI_PERIODS.get(period)
+        if size is None:
+            raise ApiError(-1120, "Invalid interval.")
+        limit = page_limit(r, 30)
+        start = int_param(r.params, "startTime")
+        end = int_param(r.params, "endTime")
+        if start is not None and end is not None and start > end:
+            raise ApiError(-1023, "Start time is greater than end time.")
+        now_s = r.now_ms // 1000
+        spec = series.spec
+        lo = max(now_s - _OI_HISTORY_S, series.onboard_s)
+        hi = now_s if end is None else min(now_s, end // 1000)
+        if start is not None:
+            lo = max(lo, -(-start // 1000))
+        first, last = -(-lo // size), hi // size
+        count = max(0, min(limit, last - first + 1))
+        ks = range(first, first + count) if start is not None else range(last - count + 1, last + 1)
+        out = []
+        for k in ks:
+            t_s = k * size
+            oi = series.open_interest(t_s)
+            value = oi * series.price_at(t_s)
+            out.append(
+                {
+                    "symbol": spec.symbol,
+                    "sumOpenInterest": fixed(_to_8(oi, spec.qty_decimals), 8),
+                    "sumOpenInterestValue": fixed(
+                        _to_8(value, spec.price_decimals + spec.qty_decimals), 8
+                    ),
+                    "timestamp": t_s * 1000,
+                }
+            )
+        return out
+
+
+def _to_8(units: int, decimals: int) -> int:
+    """A count of ``10**-decimals`` units as a count of ``10**-8`` units (rounded down)."""
+    if decimals <= 8:
+        factor: int = 10 ** (8 - decimals)
+        return units * factor
+    divisor: int = 10 ** (decimals - 8)
+    return units // divisor
 
 
 def _kline_opens(

@@ -23,6 +23,7 @@ from .accounts import (
     SPOT_TAKER,
     ZERO,
     Account,
+    AccountTrade,
     Order,
     Position,
     margin_of,
@@ -48,7 +49,6 @@ class MatchingEngine:
         self.md = market_data
         self.specs = {(s.market, s.symbol): s for s in specs}
         self._ids = itertools.count(4_000_000_001)
-        self._trade_ids = itertools.count(900_000_001)
         self._client_ids = itertools.count(1)
 
     def spec(self, market: str, params: Mapping[str, str]) -> tuple[SymbolSpec, Series]:
@@ -105,12 +105,31 @@ class MatchingEngine:
         spec = self.specs[(order.market, order.symbol)]
         qty = qty_dec(spec, order.qty)
         px = price_dec(spec, price)
-        trade_id = next(self._trade_ids)
+        history = acct.trades.setdefault((order.market, order.symbol), [])
+        trade_id = len(history) + 1
+        realized = ZERO
         if order.market == "spot":
             commission, commission_asset = self._settle_spot(acct, spec, order, qty, px, maker)
         else:
-            commission, commission_asset = self._settle_futures(acct, spec, order, qty, px, maker)
+            commission, commission_asset, realized = self._settle_futures(
+                acct, spec, order, qty, px, maker
+            )
             acct.positions[(order.market, order.symbol)].update_ms = now_ms
+        history.append(
+            AccountTrade(
+                id=trade_id,
+                order_id=order.order_id,
+                side=order.side,
+                price=price,
+                qty=order.qty,
+                quote=order.cum_quote,
+                commission=commission,
+                commission_asset=commission_asset,
+                time_ms=now_ms,
+                maker=maker,
+                realized=realized,
+            )
+        )
         order.executed = order.qty
         order.avg_price = px
         order.status = "FILLED"
@@ -151,8 +170,9 @@ class MatchingEngine:
 
     def _settle_futures(
         self, acct: Account, spec: SymbolSpec, order: Order, qty: Decimal, px: Decimal, maker: bool
-    ) -> tuple[Decimal, str]:
-        """Apply a futures fill to the position and wallet; returns the commission and asset."""
+    ) -> tuple[Decimal, str, Decimal]:
+        """Apply a futures fill to the position and wallet; returns the commission, its
+        asset and the realized PnL."""
         rate = FUT_MAKER if maker else FUT_TAKER
         signed = qty if order.side == "BUY" else -qty
         pos = acct.positions.setdefault((order.market, order.symbol), Position())
@@ -167,7 +187,7 @@ class MatchingEngine:
             order.cum_quote = notional
         commission = (notional * rate).quantize(_SATOSHI, ROUND_DOWN)
         wallet[asset] = wallet.get(asset, ZERO) + realized - commission
-        return commission, asset
+        return commission, asset, realized
 
     @staticmethod
     def _apply_position(spec: SymbolSpec, pos: Position, signed: Decimal, px: Decimal) -> Decimal:

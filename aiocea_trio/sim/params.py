@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 
 import attrs
 
+from ..endpoints import LimitRule
 from .accounts import Account
 from .errors import ApiError, mandatory
 from .market import MarketData, Series
@@ -23,6 +24,7 @@ __all__ = [
     "int_param",
     "limit_param",
     "one_or_list",
+    "page_limit",
     "parse_params",
 ]
 
@@ -39,6 +41,8 @@ class Ctx:
     params: dict[str, str]
     now_ms: int
     account: Account | None = None
+    limit_rule: LimitRule | None = None
+    """The registry's rule for the endpoint's ``limit`` (read by ``page_limit``)."""
 
 
 Handler = Callable[[Ctx], Any]
@@ -88,6 +92,20 @@ def limit_param(params: Mapping[str, str], default: int, maximum: int) -> int:
     if limit < 1 or limit > maximum:
         raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
     return limit
+
+
+def page_limit(r: Ctx, default: int) -> int:
+    """``limit`` as the registry's rule for the endpoint serves it: capped at the largest
+    page (spot market data) or -1130 (futures) when too large, -1130 when below 1."""
+    rule = r.limit_rule
+    if rule is None:
+        return limit_param(r.params, default, 1000)
+    limit = int_param(r.params, "limit", default)
+    assert limit is not None
+    served = rule.served(limit)
+    if served is None:
+        raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+    return served
 
 
 def one_or_list(r: Ctx, rows: list[dict[str, Any]]) -> Any:

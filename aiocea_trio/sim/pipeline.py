@@ -90,7 +90,7 @@ class Pipeline:
         early = _early_answer(decision, admitted.headers)
         if early is not None:
             return early
-        ctx = Ctx(method, path, market, admitted.params, now)
+        ctx = Ctx(method, path, market, admitted.params, now, limit_rule=endpoint.limit)
         try:
             result = await self._run(request, served, ctx, admitted, decision)
         except ApiError as exc:

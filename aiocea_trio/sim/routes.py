@@ -121,6 +121,8 @@ def _spot_rows(h: Handlers) -> list[Row]:
         ("GET", "ticker/bookTicker", t.book_ticker, _TICKER),
         ("DELETE", "openOrders", tr.cancel_open_orders, _ANY),
         ("GET", "account", tr.account, _ANY),
+        ("GET", "myTrades", tr.my_trades, _ANY),
+        ("GET", "account/commission", tr.account_commission, _ANY),
     ]
 
 
@@ -138,13 +140,19 @@ def _futures_rows(h: Handlers, market: str) -> list[Row]:
         ("GET", "fundingRate", t.funding_rate, ("symbol", "startTime", "endTime", "limit")),
         ("GET", "openInterest", t.open_interest, ("symbol",)),
         ("DELETE", "allOpenOrders", tr.cancel_open_orders, _ANY),
+        ("GET", "userTrades", tr.my_trades, _ANY),
+        ("GET", "commissionRate", tr.commission_rate, _ANY),
     ]
 
 
 def _versioned_rows(h: Handlers) -> list[tuple[str, Row]]:
     """Routes under other versions (``/fapi/v2``...) and the simulator-only ones."""
-    t, tr = h.tickers, h.trading
+    m, t, tr = h.market, h.tickers, h.trading
+    oi_hist = ("symbol", "period", "limit", "startTime", "endTime")
     return [
+        ("spot", ("GET", "/sapi/v1/system/status", m.system_status, ())),
+        ("spot", ("GET", "/sapi/v1/asset/tradeFee", tr.trade_fee, _ANY)),
+        ("usdm", ("GET", "/futures/data/openInterestHist", t.open_interest_hist, oi_hist)),
         ("spot", ("GET", "/sapi/v1/margin/allPairs", lambda r: [], _ANY)),
         ("spot", ("GET", "/sapi/v1/margin/isolated/allPairs", lambda r: [], _ANY)),
         ("usdm", ("GET", "/fapi/v2/ticker/price", t.ticker_price, ("symbol",))),

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .accounts import Account, Order
+from .accounts import FUT_MAKER, FUT_TAKER, SPOT_MAKER, SPOT_TAKER, Account, AccountTrade, Order
+from .errors import ApiError, mandatory
 from .matching import MatchingEngine
 from .orders import parse_new_order, parse_ref
-from .params import Ctx, SymbolLookup, int_param, limit_param
+from .params import Ctx, SymbolLookup, int_param, limit_param, page_limit
 from .symbols import SymbolSpec
-from .views import AccountViews, order_view, test_order_commissions
+from .views import AccountViews, account_trade_view, order_view, test_order_commissions
 
 __all__ = ["TradingHandlers"]
 
@@ -23,6 +24,12 @@ _BRACKETS = (
     (20, 3_000_000, 12_000_000, 0.025, 48_050.0),
     (10, 12_000_000, 70_000_000, 0.05, 348_050.0),
 )
+
+
+_DAY_MS = 86_400_000
+#: The widest startTime..endTime of an account trade query: spot 24 hours, futures 7 days.
+_TRADES_WINDOW_MS = {"spot": _DAY_MS, "usdm": 7 * _DAY_MS, "coinm": 7 * _DAY_MS}
+_ZEROS = "0.00000000"
 
 
 def _account(r: Ctx) -> Account:
@@ -126,6 +133,118 @@ class TradingHandlers:
         if from_id is not None:
             orders = [o for o in orders if o.order_id >= from_id]
         return [order_view(series.spec, o, "QUERY") for o in orders[-limit:]]
+
+    # -- account trades --------------------------------------------------------------------
+
+    def _trade_specs(self, r: Ctx) -> list[SymbolSpec]:
+        """``symbol`` (COIN-M: or ``pair``, every symbol of it)."""
+        if r.market == "coinm" and not r.params.get("symbol") and r.params.get("pair"):
+            if "orderId" in r.params:
+                raise ApiError(-1128, "Combination of optional parameters invalid.")
+            pair = r.params["pair"]
+            return [s for s in self.engine.specs.values() if s.market == "coinm" and s.pair == pair]
+        if r.market == "coinm" and not r.params.get("symbol"):
+            raise mandatory("symbol")
+        return [self.engine.spec(r.market, r.params)[0]]
+
+    def my_trades(self, r: Ctx) -> Any:
+        """GET /api/v3/myTrades, .../userTrades: the account's fills, Binance's filters.
+
+        ``fromId``: ids from it on (not with a time range); ``startTime``: the oldest from
+        it; ``endTime`` alone or nothing: the newest. The range spans at most 24 hours
+        (spot) or 7 days (futures, where no range at all means the last 7 days)."""
+        acct = _account(r)
+        specs = self._trade_specs(r)
+        limit = page_limit(r, 500)
+        order_id = int_param(r.params, "orderId")
+        from_id = int_param(r.params, "fromId")
+        start = int_param(r.params, "startTime")
+        end = int_param(r.params, "endTime")
+        if from_id is not None and (start is not None or end is not None):
+            raise ApiError(-1128, "Combination of optional parameters invalid.")
+        window = _TRADES_WINDOW_MS[r.market]
+        if start is not None and end is not None:
+            if start > end:
+                raise ApiError(-1023, "Start time is greater than end time.")
+            if end - start > window:
+                hours = window // 3_600_000
+                days = f"{hours // 24} days" if hours > 24 else f"{hours} hours"
+                raise ApiError(-1127, f"More than {days} between startTime and endTime.")
+        elif r.market != "spot" and from_id is None:
+            if start is not None:
+                end = start + window
+            else:
+                end = r.now_ms if end is None else end
+                start = end - window
+        self.engine.sync(acct, r.market, r.now_ms)
+        rows: list[tuple[SymbolSpec, AccountTrade]] = []
+        for spec in specs:
+            for t in acct.trades.get((r.market, spec.symbol), ()):
+                if order_id is not None and t.order_id != order_id:
+                    continue
+                if from_id is not None and t.id < from_id:
+                    continue
+                if (start is not None and t.time_ms < start) or (
+                    end is not None and t.time_ms > end
+                ):
+                    continue
+                rows.append((spec, t))
+        if len(specs) > 1:
+            rows.sort(key=lambda row: (row[1].time_ms, row[0].symbol, row[1].id))
+        oldest_first = from_id is not None or (start is not None and "startTime" in r.params)
+        rows = rows[:limit] if oldest_first else rows[-limit:]
+        return [account_trade_view(spec, t) for spec, t in rows]
+
+    # -- commissions -----------------------------------------------------------------------
+
+    def account_commission(self, r: Ctx) -> Any:
+        """GET /api/v3/account/commission: the symbol's rates (no BNB discount applied)."""
+        _account(r)
+        spec, _ = self.engine.spec(r.market, r.params)
+        zero = {"maker": _ZEROS, "taker": _ZEROS, "buyer": _ZEROS, "seller": _ZEROS}
+        return {
+            "symbol": spec.symbol,
+            "standardCommission": {
+                "maker": f"{SPOT_MAKER:.8f}",
+                "taker": f"{SPOT_TAKER:.8f}",
+                "buyer": _ZEROS,
+                "seller": _ZEROS,
+            },
+            "specialCommission": dict(zero),
+            "taxCommission": dict(zero),
+            "discount": {
+                "enabledForAccount": False,
+                "enabledForSymbol": False,
+                "discountAsset": "BNB",
+                "discount": "0.00000000",
+            },
+        }
+
+    def trade_fee(self, r: Ctx) -> Any:
+        """GET /sapi/v1/asset/tradeFee: every spot symbol's rates, or ``symbol``'s."""
+        _account(r)
+        if r.params.get("symbol"):
+            specs = [self.engine.spec("spot", r.params)[0]]
+        else:
+            specs = [s for s in self.engine.specs.values() if s.market == "spot"]
+        return [
+            {
+                "symbol": s.symbol,
+                "makerCommission": str(SPOT_MAKER),
+                "takerCommission": str(SPOT_TAKER),
+            }
+            for s in specs
+        ]
+
+    def commission_rate(self, r: Ctx) -> Any:
+        """GET /fapi/v1/commissionRate, /dapi/v1/commissionRate."""
+        _account(r)
+        spec, _ = self.engine.spec(r.market, r.params)
+        return {
+            "symbol": spec.symbol,
+            "makerCommissionRate": str(FUT_MAKER),
+            "takerCommissionRate": str(FUT_TAKER),
+        }
 
     # -- accounts --------------------------------------------------------------------------
 

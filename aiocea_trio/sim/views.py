@@ -11,6 +11,7 @@ from .accounts import (
     SPOT_TAKER,
     ZERO,
     Account,
+    AccountTrade,
     Order,
     Position,
     margin_of,
@@ -21,7 +22,7 @@ from .accounts import (
 from .matching import MatchingEngine
 from .symbols import SymbolSpec
 
-__all__ = ["AccountViews", "order_view", "test_order_commissions"]
+__all__ = ["AccountViews", "account_trade_view", "order_view", "test_order_commissions"]
 
 _MARGIN_KEYS = ("wallet", "upnl", "pos_im", "ord_im", "mm")
 
@@ -31,6 +32,58 @@ def order_view(spec: SymbolSpec, order: Order, kind: str, *, new: bool = False) 
     if order.market == "spot":
         return _spot_view(spec, order, kind)
     return _futures_view(spec, order, kind, new)
+
+
+def account_trade_view(spec: SymbolSpec, t: AccountTrade) -> dict[str, Any]:
+    """One ``myTrades`` (spot) or ``userTrades`` (futures) row in Binance's shape."""
+    buyer = t.side == "BUY"
+    if spec.market == "spot":
+        return {
+            "symbol": spec.symbol,
+            "id": t.id,
+            "orderId": t.order_id,
+            "orderListId": -1,
+            "price": spec.price_str(t.price),
+            "qty": spec.qty_str(t.qty),
+            "quoteQty": f"{t.quote:.8f}",
+            "commission": f"{t.commission:.8f}",
+            "commissionAsset": t.commission_asset,
+            "time": t.time_ms,
+            "isBuyer": buyer,
+            "isMaker": t.maker,
+            "isBestMatch": True,
+        }
+    out: dict[str, Any] = {
+        "symbol": spec.symbol,
+        "id": t.id,
+        "orderId": t.order_id,
+    }
+    if spec.market == "coinm":
+        out["pair"] = spec.pair
+    out.update(
+        {
+            "side": t.side,
+            "price": spec.price_str(t.price),
+            "qty": spec.qty_str(t.qty),
+            "realizedPnl": f"{t.realized or ZERO:.8f}",  # never "-0.00000000"
+        }
+    )
+    if spec.market == "coinm":
+        out["marginAsset"] = spec.margin_asset
+        out["baseQty"] = f"{t.quote:.8f}"
+    else:
+        out["quoteQty"] = f"{t.quote:.8f}"
+    out.update(
+        {
+            "commission": f"{t.commission:.8f}",
+            "commissionAsset": t.commission_asset,
+            "time": t.time_ms,
+            "positionSide": "BOTH",
+            "buyer": buyer,
+            "maker": t.maker,
+        }
+    )
+    return out
 
 
 def test_order_commissions() -> dict[str, Any]:

@@ -24,6 +24,7 @@ from .coinm import CoinMFetchPremiumIndex as CoinMFetchPremiumIndex
 from .coinm import CoinMFetchTicker as CoinMFetchTicker
 from .coinm import CoinMFetchTicker24h as CoinMFetchTicker24h
 from .coinm import CoinMFetchTrades as CoinMFetchTrades
+from .coinm import CoinMFetchUserTrades as CoinMFetchUserTrades
 from .coinm import CoinMNewOrder as CoinMNewOrder
 from .coinm import CoinMPing as CoinMPing
 from .coinm import CoinMQueryOrder as CoinMQueryOrder
@@ -37,6 +38,7 @@ from .spot import SpotFetchBalances as SpotFetchBalances
 from .spot import SpotFetchBookTicker as SpotFetchBookTicker
 from .spot import SpotFetchExchangeInfo as SpotFetchExchangeInfo
 from .spot import SpotFetchKline as SpotFetchKline
+from .spot import SpotFetchMyTrades as SpotFetchMyTrades
 from .spot import SpotFetchOpenOrders as SpotFetchOpenOrders
 from .spot import SpotFetchOrderBook as SpotFetchOrderBook
 from .spot import SpotFetchTicker as SpotFetchTicker
@@ -63,6 +65,7 @@ from .usdm import UsdMFetchPremiumIndex as UsdMFetchPremiumIndex
 from .usdm import UsdMFetchTicker as UsdMFetchTicker
 from .usdm import UsdMFetchTicker24h as UsdMFetchTicker24h
 from .usdm import UsdMFetchTrades as UsdMFetchTrades
+from .usdm import UsdMFetchUserTrades as UsdMFetchUserTrades
 from .usdm import UsdMNewOrder as UsdMNewOrder
 from .usdm import UsdMPing as UsdMPing
 from .usdm import UsdMQueryOrder as UsdMQueryOrder
@@ -87,6 +90,7 @@ __all__ = [
     "CoinMFetchTicker",
     "CoinMFetchTicker24h",
     "CoinMFetchTrades",
+    "CoinMFetchUserTrades",
     "CoinMNewOrder",
     "CoinMPing",
     "CoinMQueryOrder",
@@ -100,6 +104,7 @@ __all__ = [
     "SpotFetchBookTicker",
     "SpotFetchExchangeInfo",
     "SpotFetchKline",
+    "SpotFetchMyTrades",
     "SpotFetchOpenOrders",
     "SpotFetchOrderBook",
     "SpotFetchTicker",
@@ -126,6 +131,7 @@ __all__ = [
     "UsdMFetchTicker",
     "UsdMFetchTicker24h",
     "UsdMFetchTrades",
+    "UsdMFetchUserTrades",
     "UsdMNewOrder",
     "UsdMPing",
     "UsdMQueryOrder",

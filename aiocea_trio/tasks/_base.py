@@ -463,6 +463,42 @@ class OpenOrdersTask(BinanceTask):
 
 
 @attrs.define(eq=False, kw_only=True)
+class MyTradesTask(BinanceTask):
+    """The account's own fills of one symbol (spot ``myTrades``, futures ``userTrades``).
+
+    ``fromId`` gives the trades from that id on and cannot be combined with a time range
+    (Binance: -1128); a range may span 24 hours (spot) or 7 days (futures).
+    """
+
+    answer: ClassVar[type | tuple[type, ...] | None] = list
+
+    symbol: str = attrs.field(validator=required_symbol)
+    orderId: int | None = attrs.field(default=None, validator=optional_int)
+    startTime: int | None = attrs.field(default=None, validator=check_time)
+    endTime: int | None = attrs.field(default=None, validator=check_time)
+    fromId: int | None = attrs.field(default=None, validator=optional_int)
+    limit: int | None = attrs.field(default=None, validator=check_limit)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        check_time_range(self, self.startTime, self.endTime)
+        if self.fromId is not None and (self.startTime is not None or self.endTime is not None):
+            raise ValueError(
+                f"{type(self).__name__}: fromId cannot be combined with startTime or endTime "
+                "(Binance answers -1128)"
+            )
+
+    def describe(self) -> str:
+        return phrase(
+            f"{self.symbol} account trades",
+            None if self.orderId is None else f"order {self.orderId}",
+            None if self.fromId is None else f"from id {self.fromId}",
+            window(self.startTime, self.endTime),
+            limit_words(self.limit),
+        )
+
+
+@attrs.define(eq=False, kw_only=True)
 class PositionRiskTask(BinanceTask):
     """Positions with their entry, mark and liquidation prices."""
 

@@ -24,6 +24,7 @@ from ._base import (
     FundingRateTask,
     FuturesOrderTask,
     KlinesTask,
+    MyTradesTask,
     OpenInterestTask,
     OpenOrdersTask,
     OrderBookTask,
@@ -57,6 +58,7 @@ __all__ = [
     "CoinMFetchTicker",
     "CoinMFetchTicker24h",
     "CoinMFetchTrades",
+    "CoinMFetchUserTrades",
     "CoinMNewOrder",
     "CoinMPing",
     "CoinMQueryOrder",
@@ -295,3 +297,11 @@ class CoinMCancelOrder(_CoinM, CancelOrderTask):
     """DELETE /dapi/v1/order (signed)."""
 
     path = "/dapi/v1/order"
+
+
+@attrs.define(eq=False, kw_only=True)
+class CoinMFetchUserTrades(_CoinM, MyTradesTask):
+    """GET /dapi/v1/userTrades (signed, weight 20):
+    no range means the last 7 days; a range spans 7 days at most."""
+
+    path = "/dapi/v1/userTrades"

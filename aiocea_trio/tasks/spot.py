@@ -22,6 +22,7 @@ from ._base import (
     CancelOrderTask,
     ExchangeInfoTask,
     KlinesTask,
+    MyTradesTask,
     OpenOrdersTask,
     OrderBookTask,
     OrderTask,
@@ -55,6 +56,7 @@ __all__ = [
     "SpotFetchBookTicker",
     "SpotFetchExchangeInfo",
     "SpotFetchKline",
+    "SpotFetchMyTrades",
     "SpotFetchOpenOrders",
     "SpotFetchOrderBook",
     "SpotFetchTicker",
@@ -336,3 +338,11 @@ class SpotCancelOrder(_Spot, CancelOrderTask):
     """DELETE /api/v3/order (signed)."""
 
     path = "/api/v3/order"
+
+
+@attrs.define(eq=False, kw_only=True)
+class SpotFetchMyTrades(_Spot, MyTradesTask):
+    """GET /api/v3/myTrades (signed): weight 20, or 5 with `orderId`;
+    a range spans 24 hours at most."""
+
+    path = "/api/v3/myTrades"

@@ -21,6 +21,7 @@ from ._base import (
     FundingRateTask,
     FuturesOrderTask,
     KlinesTask,
+    MyTradesTask,
     OpenInterestTask,
     OpenOrdersTask,
     OrderBookTask,
@@ -54,6 +55,7 @@ __all__ = [
     "UsdMFetchTicker",
     "UsdMFetchTicker24h",
     "UsdMFetchTrades",
+    "UsdMFetchUserTrades",
     "UsdMNewOrder",
     "UsdMPing",
     "UsdMQueryOrder",
@@ -249,3 +251,11 @@ class UsdMCancelOrder(_UsdM, CancelOrderTask):
     """DELETE /fapi/v1/order (signed)."""
 
     path = "/fapi/v1/order"
+
+
+@attrs.define(eq=False, kw_only=True)
+class UsdMFetchUserTrades(_UsdM, MyTradesTask):
+    """GET /fapi/v1/userTrades (signed, weight 5):
+    no range means the last 7 days; a range spans 7 days at most."""
+
+    path = "/fapi/v1/userTrades"
