@@ -382,6 +382,8 @@ def _futures(market: Market, prefix: str, overrides: Mapping[str, object]) -> li
             ("GET", f"/{p}/v1/userTrades", w("userTrades", 5), {**_SIGNED, **_PAGE_1000}),
             ("GET", f"/{p}/v1/commissionRate", 20, _SIGNED),
             ("POST", f"/{p}/v1/leverage", 1, _SIGNED),
+            ("POST", f"/{p}/v1/marginType", 1, _SIGNED),
+            ("GET", f"/{p}/v1/income", w("income", 30), {**_SIGNED, **_PAGE_1000}),
         ],
     )
 
@@ -414,6 +416,7 @@ _COINM = [
             "openOrders": _one_or_all(1, 5),
             "allOrders": 20,
             "userTrades": 20,
+            "income": 20,
         },
     ),
     *_market(
@@ -422,6 +425,7 @@ _COINM = [
             ("GET", "/dapi/v1/balance", 1, _SIGNED),
             ("GET", "/dapi/v1/account", 5, _SIGNED),
             ("GET", "/dapi/v1/positionRisk", 1, _SIGNED),
+            ("GET", "/dapi/v2/leverageBracket", 1, _SIGNED),
         ],
     ),
 ]

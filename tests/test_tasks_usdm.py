@@ -190,7 +190,8 @@ async def test_balances() -> None:
     config = attrs.evolve(demo_account(), usdm={"USDT": "2500", "BNB": "0"})
     async with SimExchange(accounts=[config]).client() as client:
         rows = await run(UsdMFetchBalances(), client)
-        assert [row["asset"] for row in rows] == ["USDT", "BNB"]
+        # every margin asset Binance lists, zero balances included
+        assert [row["asset"] for row in rows] == ["USDT", "BTC", "BNB", "ETH", "USDC", "FDUSD"]
         for row in rows:
             check(row, {"accountAlias": str, "asset": str, "balance": dec,
                         "crossWalletBalance": dec, "crossUnPnl": dec, "availableBalance": dec,

@@ -7,7 +7,9 @@ LIMIT orders fill at once at the best ask (buy) or best bid (sell) of the synthe
 
 Simplifications (documented in docs/simulator.md): fills are never partial; spot STOP/TAKE_PROFIT
 and futures conditional orders are not supported (-1116); futures are one-way mode, cross margin,
-fixed leverage (default 20); no liquidations, funding payments or delivery settlement.
+leverage and margin type per symbol (POST leverage/marginType); funding fees paid at each 8-hour
+funding time a perpetual position is held across (settled when the account is next touched, at
+the position then held); no liquidations or delivery settlement.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .accounts import (
     ZERO,
     Account,
     AccountTrade,
+    Income,
     Order,
     Position,
     margin_of,
@@ -40,6 +43,7 @@ __all__ = ["MatchingEngine"]
 
 _MAX_CLOSED_ORDERS = 100_000
 _SATOSHI = Decimal("1e-8")
+_FUNDING_S = 28_800
 
 
 class MatchingEngine:
@@ -50,6 +54,7 @@ class MatchingEngine:
         self.specs = {(s.market, s.symbol): s for s in specs}
         self._ids = itertools.count(4_000_000_001)
         self._client_ids = itertools.count(1)
+        self._tran_ids = itertools.count(9_000_000_001)
 
     def spec(self, market: str, params: Mapping[str, str]) -> tuple[SymbolSpec, Series]:
         """The instrument ``symbol`` names (mandatory; -1121 if unknown)."""
@@ -90,6 +95,8 @@ class MatchingEngine:
     def sync(self, acct: Account, market: str, now_ms: int) -> None:
         """Fill the account's resting orders the price has crossed since they were checked."""
         now_s = now_ms // 1000
+        if market != "spot":
+            self._fund(acct, market, now_s)
         for order in [o for o in acct.open.values() if o.market == market]:
             if order.checked_s >= now_s:
                 continue
@@ -100,6 +107,49 @@ class MatchingEngine:
             if second is not None:
                 fill_ms = second * 1000 + 500
                 self._fill(acct, order, order.price, maker=True, now_ms=fill_ms)
+
+    def _fund(self, acct: Account, market: str, now_s: int) -> None:
+        """Pay or receive the funding fees of the 8-hour funding times since last settled:
+        -positionAmt * mark * rate (USDⓈ-M, in USDT) or -contracts * contractSize / mark *
+        rate (COIN-M, in the coin)."""
+        k_now = now_s // _FUNDING_S
+        for (mkt, symbol), pos in acct.positions.items():
+            if mkt != market or pos.funded_k >= k_now:
+                continue
+            spec = self.specs[(mkt, symbol)]
+            if pos.amt == 0 or spec.contract_type != "PERPETUAL":
+                pos.funded_k = k_now
+                continue
+            series = self.md.get(mkt, symbol)
+            assert series is not None
+            wallet = acct.wallets[mkt]
+            for k in range(pos.funded_k + 1, k_now + 1):
+                mark = price_dec(spec, series.price_at(k * _FUNDING_S))
+                rate = Decimal(series.funding_rate(k)).scaleb(-8)
+                if market == "coinm":
+                    notional = pos.amt * spec.contract_size / mark
+                else:
+                    notional = pos.amt * mark
+                fee = (-notional * rate).quantize(_SATOSHI, ROUND_DOWN)
+                wallet[spec.margin_asset] = wallet.get(spec.margin_asset, ZERO) + fee
+                self._income(acct, mkt, symbol, "FUNDING_FEE", fee, spec.margin_asset,
+                             k * _FUNDING_S * 1000)
+            pos.funded_k = k_now
+
+    def _income(
+        self,
+        acct: Account,
+        market: str,
+        symbol: str,
+        kind: str,
+        amount: Decimal,
+        asset: str,
+        time_ms: int,
+        trade_id: int = 0,
+    ) -> None:
+        acct.income[market].append(
+            Income(next(self._tran_ids), symbol, kind, amount, asset, time_ms, trade_id)
+        )
 
     def _fill(self, acct: Account, order: Order, price: int, *, maker: bool, now_ms: int) -> None:
         spec = self.specs[(order.market, order.symbol)]
@@ -114,7 +164,16 @@ class MatchingEngine:
             commission, commission_asset, realized = self._settle_futures(
                 acct, spec, order, qty, px, maker
             )
-            acct.positions[(order.market, order.symbol)].update_ms = now_ms
+            pos = acct.positions[(order.market, order.symbol)]
+            pos.update_ms = now_ms
+            if pos.funded_k < now_ms // 1000 // _FUNDING_S:
+                pos.funded_k = now_ms // 1000 // _FUNDING_S
+            if realized:
+                self._income(acct, order.market, order.symbol, "REALIZED_PNL", realized,
+                             commission_asset, now_ms, trade_id)
+            if commission:
+                self._income(acct, order.market, order.symbol, "COMMISSION", -commission,
+                             commission_asset, now_ms, trade_id)
         history.append(
             AccountTrade(
                 id=trade_id,
@@ -302,11 +361,14 @@ class MatchingEngine:
 
     def available(self, acct: Account, market: str, asset: str) -> Decimal:
         """Wallet + unrealized PnL - position margin - open order margin, for one asset."""
-        lev = acct.config.leverage
         total = acct.wallets[market].get(asset, ZERO)
         for (mkt, symbol), pos in acct.positions.items():
             spec = self.specs[(mkt, symbol)]
             if mkt != market or spec.margin_asset != asset or pos.amt == 0:
+                continue
+            lev = acct.lev(mkt, symbol)
+            if acct.isolated(mkt, symbol):  # its isolated wallet left the cross wallet
+                total -= margin_of(spec, abs(pos.amt), pos.entry, lev)
                 continue
             mark = self.mark(spec, acct.update_ms // 1000)
             total += unrealized(spec, pos, mark)
@@ -314,6 +376,7 @@ class MatchingEngine:
         for order in acct.open.values():
             spec = self.specs[(order.market, order.symbol)]
             if order.market == market and spec.margin_asset == asset:
+                lev = acct.lev(order.market, order.symbol)
                 total -= margin_of(
                     spec, qty_dec(spec, order.qty), price_dec(spec, order.price), lev
                 )
@@ -330,7 +393,7 @@ class MatchingEngine:
             raise ApiError(-2022, "ReduceOnly Order is rejected.")
         if reduces and abs(signed) <= abs(amt):
             return
-        need = margin_of(spec, qty, price_dec(spec, fill_px), acct.config.leverage)
+        need = margin_of(spec, qty, price_dec(spec, fill_px), acct.lev(market, spec.symbol))
         if need > self.available(acct, market, spec.margin_asset):
             raise ApiError(-2019, "Margin is insufficient.")
 

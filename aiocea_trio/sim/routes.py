@@ -142,6 +142,9 @@ def _futures_rows(h: Handlers, market: str) -> list[Row]:
         ("DELETE", "allOpenOrders", tr.cancel_open_orders, _ANY),
         ("GET", "userTrades", tr.my_trades, _ANY),
         ("GET", "commissionRate", tr.commission_rate, _ANY),
+        ("POST", "leverage", tr.change_leverage, _ANY),
+        ("POST", "marginType", tr.change_margin_type, _ANY),
+        ("GET", "income", tr.income, _ANY),
     ]
 
 
@@ -166,6 +169,7 @@ def _versioned_rows(h: Handlers) -> list[tuple[str, Row]]:
         ("usdm", ("GET", "/fapi/v3/positionRisk", tr.position_risk, _ANY)),
         ("coinm", ("GET", "/dapi/v1/balance", tr.balance, _ANY)),
         ("coinm", ("GET", "/dapi/v1/positionRisk", tr.position_risk, _ANY)),
+        ("coinm", ("GET", "/dapi/v2/leverageBracket", tr.leverage_bracket, _ANY)),
     ]
 
 

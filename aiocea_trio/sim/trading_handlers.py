@@ -5,26 +5,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from .accounts import FUT_MAKER, FUT_TAKER, SPOT_MAKER, SPOT_TAKER, Account, AccountTrade, Order
+from .accounts import (
+    FUT_MAKER,
+    FUT_TAKER,
+    SPOT_MAKER,
+    SPOT_TAKER,
+    Account,
+    AccountTrade,
+    Order,
+    brackets_of,
+)
 from .errors import ApiError, mandatory
 from .matching import MatchingEngine
 from .orders import parse_new_order, parse_ref
 from .params import Ctx, SymbolLookup, int_param, limit_param, page_limit
 from .symbols import SymbolSpec
-from .views import AccountViews, account_trade_view, order_view, test_order_commissions
-
-__all__ = ["TradingHandlers"]
-
-#: Binance's default BTCUSDT-like leverage brackets:
-#: ``(initial leverage, notional floor, notional cap, maintenance margin ratio, cum)``.
-_BRACKETS = (
-    (125, 0, 50_000, 0.004, 0.0),
-    (100, 50_000, 600_000, 0.005, 50.0),
-    (50, 600_000, 3_000_000, 0.01, 3_050.0),
-    (20, 3_000_000, 12_000_000, 0.025, 48_050.0),
-    (10, 12_000_000, 70_000_000, 0.05, 348_050.0),
+from .views import (
+    AccountViews,
+    account_trade_view,
+    income_view,
+    max_size,
+    order_view,
+    test_order_commissions,
 )
 
+__all__ = ["TradingHandlers"]
 
 _DAY_MS = 86_400_000
 #: The widest startTime..endTime of an account trade query: spot 24 hours, futures 7 days.
@@ -260,23 +265,108 @@ class TradingHandlers:
         return self.views.futures_account(_account(r), r.market, r.now_ms, version)
 
     def position_risk(self, r: Ctx) -> Any:
-        return self.views.position_risk(_account(r), r.market, r.params, r.now_ms)
+        version = 3 if r.path.startswith("/fapi/v3/") else 2
+        return self.views.position_risk(_account(r), r.market, r.params, r.now_ms, version)
 
     def leverage_bracket(self, r: Ctx) -> Any:
-        """Binance's default BTCUSDT-like bracket table (the simulator uses one leverage)."""
-        brackets = [
-            {
-                "bracket": i + 1,
-                "initialLeverage": lev,
-                "notionalCap": cap,
-                "notionalFloor": floor,
-                "maintMarginRatio": mmr,
-                "cum": cum,
-            }
-            for i, (lev, floor, cap, mmr, cum) in enumerate(_BRACKETS)
-        ]
+        """GET /fapi/v1/leverageBracket (notional in USDT) and /dapi/v2/leverageBracket
+        (quantity in coin): the brackets the simulator computes margins with."""
+        _account(r)
+        coinm = r.market == "coinm"
+        floor, cap = ("qtyFloor", "qtyCap") if coinm else ("notionalFloor", "notionalCap")
+        rows = []
+        for s in self.symbols.selected(r):
+            brackets = [
+                {
+                    "bracket": b.number,
+                    "initialLeverage": b.leverage,
+                    cap: int(b.cap),
+                    floor: int(b.floor),
+                    "maintMarginRatio": float(b.mmr),
+                    "cum": float(b.cum),
+                }
+                for b in brackets_of(s.spec)
+            ]
+            rows.append({"symbol": s.spec.symbol, "notionalCoef": 1.0, "brackets": brackets})
+        return rows[0] if "symbol" in r.params and not coinm else rows
+
+    def change_leverage(self, r: Ctx) -> Any:
+        """POST /fapi/v1/leverage, /dapi/v1/leverage: 1 to the first bracket's leverage
+        (-4028 otherwise); refused (-2027) when the position exceeds the new maximum."""
+        acct = _account(r)
+        spec, _ = self.engine.spec(r.market, r.params)
+        raw = r.params.get("leverage")
+        if raw is None:
+            raise mandatory("leverage")
+        lev = int_param(r.params, "leverage")
+        assert lev is not None
+        if not 1 <= lev <= brackets_of(spec)[0].leverage:
+            raise ApiError(-4028, f"Leverage {raw} is not valid")
+        self.engine.sync(acct, r.market, r.now_ms)
+        pos = acct.positions.get((r.market, spec.symbol))
+        if pos is not None and pos.amt:
+            mark = self.engine.mark(spec, r.now_ms // 1000)
+            size = abs(pos.amt) * (spec.contract_size / mark if r.market == "coinm" else mark)
+            if size > max_size(spec, lev):
+                msg = "Exceeded the maximum allowable position at current leverage."
+                raise ApiError(-2027, msg)
+        acct.leverage[(r.market, spec.symbol)] = lev
+        acct.update_ms = r.now_ms
+        key = "maxQty" if r.market == "coinm" else "maxNotionalValue"
+        return {"leverage": lev, key: str(max_size(spec, lev)), "symbol": spec.symbol}
+
+    def change_margin_type(self, r: Ctx) -> Any:
+        """POST /fapi/v1/marginType, /dapi/v1/marginType: ISOLATED or CROSSED; -4046 when
+        already so, -4048 with a position, -4047 with open orders."""
+        acct = _account(r)
+        spec, _ = self.engine.spec(r.market, r.params)
+        wanted = r.params.get("marginType")
+        if not wanted:
+            raise mandatory("marginType")
+        if wanted.upper() not in ("ISOLATED", "CROSSED"):
+            raise ApiError(-1116, "Invalid marginType.")
+        iso = wanted.upper() == "ISOLATED"
+        key = (r.market, spec.symbol)
+        if acct.isolated(*key) == iso:
+            raise ApiError(-4046, "No need to change margin type.")
+        self.engine.sync(acct, r.market, r.now_ms)
+        pos = acct.positions.get(key)
+        if pos is not None and pos.amt:
+            raise ApiError(-4048, "Margin type cannot be changed if there exists position.")
+        if self.engine.open_orders(acct, r.market, spec.symbol):
+            raise ApiError(-4047, "Margin type cannot be changed if there exists open orders.")
+        acct.margin_type[key] = "isolated" if iso else "cross"
+        acct.update_ms = r.now_ms
+        return {"code": 200, "msg": "success"}
+
+    def income(self, r: Ctx) -> Any:
+        """GET /fapi/v1/income, /dapi/v1/income: REALIZED_PNL, COMMISSION and FUNDING_FEE
+        rows, oldest first; without startTime/endTime the last 7 days; limit 100 (max 1000),
+        ``page`` from 1."""
+        acct = _account(r)
+        symbol = r.params.get("symbol")
+        if symbol:
+            self.engine.spec(r.market, r.params)
+        kind = r.params.get("incomeType")
+        self.engine.sync(acct, r.market, r.now_ms)
+        start = int_param(r.params, "startTime")
+        end = int_param(r.params, "endTime")
+        if start is None and end is None:
+            start = r.now_ms - 7 * _DAY_MS
+        elif start is None:
+            assert end is not None
+            start = end - 7 * _DAY_MS
+        if end is None:
+            end = r.now_ms
+        limit = page_limit(r, 100)
+        page = int_param(r.params, "page") or 1
         rows = [
-            {"symbol": s.spec.symbol, "notionalCoef": 1.0, "brackets": brackets}
-            for s in self.symbols.selected(r)
+            i
+            for i in acct.income[r.market]
+            if start <= i.time_ms <= end
+            and (not symbol or i.symbol == symbol)
+            and (not kind or i.kind == kind)
         ]
-        return rows[0] if "symbol" in r.params else rows
+        rows.sort(key=lambda i: (i.time_ms, i.tran_id))
+        chosen = rows[(page - 1) * limit : page * limit]
+        return [income_view(i.symbol, i) for i in chosen]

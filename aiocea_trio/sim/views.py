@@ -6,25 +6,43 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import attrs
+
 from .accounts import (
     SPOT_MAKER,
     SPOT_TAKER,
     ZERO,
     Account,
     AccountTrade,
+    Income,
     Order,
     Position,
+    Risk,
+    brackets_of,
+    fmt,
+    liquidation_price,
     margin_of,
     price_dec,
     qty_dec,
-    unrealized,
+    risk,
 )
 from .matching import MatchingEngine
 from .symbols import SymbolSpec
 
-__all__ = ["AccountViews", "account_trade_view", "order_view", "test_order_commissions"]
+__all__ = [
+    "AccountViews",
+    "account_trade_view",
+    "income_view",
+    "max_size",
+    "order_view",
+    "test_order_commissions",
+]
 
-_MARGIN_KEYS = ("wallet", "upnl", "pos_im", "ord_im", "mm")
+#: Per margin asset: wallet, unrealized PnL (all / cross), position initial margin (all /
+#: cross), open-order initial margin, maintenance margin, isolated wallets.
+_MARGIN_KEYS = (
+    "wallet", "upnl", "cross_upnl", "pos_im", "cross_im", "ord_im", "mm", "cross_mm", "iso"
+)
 
 
 def order_view(spec: SymbolSpec, order: Order, kind: str, *, new: bool = False) -> dict[str, Any]:
@@ -65,7 +83,7 @@ def account_trade_view(spec: SymbolSpec, t: AccountTrade) -> dict[str, Any]:
             "side": t.side,
             "price": spec.price_str(t.price),
             "qty": spec.qty_str(t.qty),
-            "realizedPnl": f"{t.realized or ZERO:.8f}",  # never "-0.00000000"
+            "realizedPnl": fmt(t.realized),  # never "-0.00000000"
         }
     )
     if spec.market == "coinm":
@@ -248,18 +266,73 @@ class AccountViews:
             "uid": 100000000 + sum(map(ord, acct.config.name)),
         }
 
-    def futures_account(
-        self, acct: Account, market: str, now_ms: int, version: int
-    ) -> dict[str, Any]:
-        """GET /fapi/v2|v3/account or /dapi/v1/account: totals, assets and positions."""
+    def _book(
+        self, acct: Account, market: str, now_ms: int
+    ) -> tuple[list[_Row], dict[str, dict[str, Decimal]]]:
+        """Every symbol's position numbers and the sums per margin asset (the account's
+        orders brought up to date first)."""
         self.engine.sync(acct, market, now_ms)
-        per_asset: dict[str, dict[str, Decimal]] = {
+        now_s = now_ms // 1000
+        per_asset = {
             asset: {"wallet": balance, **dict.fromkeys(_MARGIN_KEYS[1:], ZERO)}
             for asset, balance in acct.wallets[market].items()
         }
-        positions = self._position_entries(acct, market, now_ms // 1000, version, per_asset)
-        assets, totals = _asset_entries(per_asset, acct.update_ms)
+        orders: dict[str, list[Order]] = {}
+        for o in acct.open.values():
+            if o.market == market:
+                orders.setdefault(o.symbol, []).append(o)
+        rows = []
+        for (mkt, symbol), spec in self.engine.specs.items():
+            if mkt != market:
+                continue
+            pos = acct.positions.get((mkt, symbol)) or Position()
+            lev = acct.lev(mkt, symbol)
+            iso = acct.isolated(mkt, symbol)
+            mark = self.engine.mark(spec, now_s)
+            r = risk(spec, pos, mark, lev, iso)
+            ord_im = bid = ask = ZERO
+            for o in orders.get(symbol, ()):
+                q, px = qty_dec(spec, o.qty), price_dec(spec, o.price)
+                ord_im += margin_of(spec, q, px, lev)
+                n = q * spec.contract_size / px if market == "coinm" else q * px
+                if o.side == "BUY":
+                    bid += n
+                else:
+                    ask += n
+            a = per_asset.setdefault(spec.margin_asset, dict.fromkeys(_MARGIN_KEYS, ZERO))
+            a["upnl"] += r.upnl
+            a["pos_im"] += r.im
+            a["ord_im"] += ord_im
+            a["mm"] += r.mm
+            a["iso"] += r.isolated_wallet
+            if not iso:
+                a["cross_upnl"] += r.upnl
+                a["cross_im"] += r.im
+                a["cross_mm"] += r.mm
+            has_orders = bool(orders.get(symbol))
+            rows.append(_Row(spec, pos, mark, lev, iso, r, ord_im, bid, ask, has_orders))
+        for row in rows:
+            a = per_asset[row.spec.margin_asset]
+            if row.isolated:
+                wallet, other_mm, other_upnl = row.risk.isolated_wallet, ZERO, ZERO
+            else:
+                wallet = a["wallet"] - a["iso"]
+                other_mm = a["cross_mm"] - row.risk.mm
+                other_upnl = a["cross_upnl"] - row.risk.upnl
+            row.liq = liquidation_price(row.spec, row.pos, row.risk, wallet, other_mm, other_upnl)
+        return rows, per_asset
+
+    def futures_account(
+        self, acct: Account, market: str, now_ms: int, version: int
+    ) -> dict[str, Any]:
+        """GET /fapi/v2/account, /fapi/v3/account or /dapi/v1/account, each in its own shape."""
+        rows, per_asset = self._book(acct, market, now_ms)
+        v2 = market == "usdm" and version == 2
+        assets = [
+            _asset_entry(asset, a, acct.update_ms, v2) for asset, a in per_asset.items()
+        ]
         if market == "coinm":
+            positions = [_account_position(r, "coinm") for r in rows]
             return {
                 "assets": assets,
                 "positions": positions,
@@ -269,209 +342,269 @@ class AccountViews:
                 "feeTier": 0,
                 "updateTime": acct.update_ms,
             }
+        usdt = per_asset.get("USDT", dict.fromkeys(_MARGIN_KEYS, ZERO))
+        avail = _available(usdt)
+        totals = {
+            "totalInitialMargin": fmt(usdt["pos_im"] + usdt["ord_im"]),
+            "totalMaintMargin": fmt(usdt["mm"]),
+            "totalWalletBalance": fmt(usdt["wallet"]),
+            "totalUnrealizedProfit": fmt(usdt["upnl"]),
+            "totalMarginBalance": fmt(usdt["wallet"] + usdt["upnl"]),
+            "totalPositionInitialMargin": fmt(usdt["pos_im"]),
+            "totalOpenOrderInitialMargin": fmt(usdt["ord_im"]),
+            "totalCrossWalletBalance": fmt(usdt["wallet"] - usdt["iso"]),
+            "totalCrossUnPnl": fmt(usdt["cross_upnl"]),
+            "availableBalance": fmt(avail),
+            "maxWithdrawAmount": fmt(max(avail, ZERO)),
+        }
+        if v2:
+            out: dict[str, Any] = {
+                "feeTier": 0,
+                "feeBurn": False,
+                "canTrade": True,
+                "canDeposit": True,
+                "canWithdraw": True,
+                "updateTime": 0,
+                "multiAssetsMargin": False,
+                "tradeGroupId": -1,
+                **totals,
+                "assets": assets,
+                "positions": [_account_position(r, "v2") for r in rows],
+            }
+            return out
         return {
-            "totalInitialMargin": f"{totals['pos_im'] + totals['ord_im']:.8f}",
-            "totalMaintMargin": f"{totals['mm']:.8f}",
-            "totalWalletBalance": f"{totals['wallet']:.8f}",
-            "totalUnrealizedProfit": f"{totals['upnl']:.8f}",
-            "totalMarginBalance": f"{totals['wallet'] + totals['upnl']:.8f}",
-            "totalPositionInitialMargin": f"{totals['pos_im']:.8f}",
-            "totalOpenOrderInitialMargin": f"{totals['ord_im']:.8f}",
-            "totalCrossWalletBalance": f"{totals['wallet']:.8f}",
-            "totalCrossUnPnl": f"{totals['upnl']:.8f}",
-            "availableBalance": f"{totals['avail']:.8f}",
-            "maxWithdrawAmount": f"{max(totals['avail'], ZERO):.8f}",
+            **totals,
             "assets": assets,
-            "positions": positions,
+            "positions": [_account_position(r, "v3") for r in rows if r.pos.amt or r.has_orders],
         }
 
-    def _position_entries(
-        self,
-        acct: Account,
-        market: str,
-        now_s: int,
-        version: int,
-        per_asset: dict[str, dict[str, Decimal]],
-    ) -> list[dict[str, Any]]:
-        """The account's positions (v3: open ones only), adding up margins per asset."""
-        lev = acct.config.leverage
-        positions = []
-        for (mkt, symbol), spec in self.engine.specs.items():
-            if mkt != market:
-                continue
-            pos = acct.positions.get((mkt, symbol), Position())
-            mark = self.engine.mark(spec, now_s)
-            row = per_asset.setdefault(spec.margin_asset, dict.fromkeys(_MARGIN_KEYS, ZERO))
-            upnl = unrealized(spec, pos, mark)
-            im = margin_of(spec, abs(pos.amt), mark, lev) if pos.amt else ZERO
-            mm = im * lev * Decimal("0.004")
-            ord_im = sum(
-                (
-                    margin_of(spec, qty_dec(spec, o.qty), price_dec(spec, o.price), lev)
-                    for o in acct.open.values()
-                    if o.market == mkt and o.symbol == symbol
-                ),
-                ZERO,
-            )
-            row["upnl"] += upnl
-            row["pos_im"] += im
-            row["ord_im"] += ord_im
-            row["mm"] += mm
-            if version >= 3 and pos.amt == 0:
-                continue
-            positions.append(_position_entry(spec, pos, mark, upnl, im, ord_im, mm, lev, version))
-        return positions
-
     def futures_balance(self, acct: Account, market: str, now_ms: int) -> list[dict[str, Any]]:
-        """GET /fapi/v2/balance or /dapi/v1/balance."""
-        self.engine.sync(acct, market, now_ms)
+        """GET /fapi/v2/balance, /fapi/v3/balance or /dapi/v1/balance."""
+        _, per_asset = self._book(acct, market, now_ms)
         out = []
-        for asset, balance in acct.wallets[market].items():
-            unpnl = ZERO
-            for (mkt, symbol), pos in acct.positions.items():
-                spec = self.engine.specs[(mkt, symbol)]
-                if mkt == market and spec.margin_asset == asset and pos.amt:
-                    mark = self.engine.mark(spec, now_ms // 1000)
-                    unpnl += unrealized(spec, pos, mark)
-            available = self.engine.available(acct, market, asset)
+        for asset, a in per_asset.items():
+            available = _available(a)
             row: dict[str, Any] = {
                 "accountAlias": acct.config.name,
                 "asset": asset,
-                "balance": f"{balance:.8f}",
+                "balance": fmt(a["wallet"]),
             }
             if market == "coinm":
-                row["withdrawAvailable"] = f"{max(available, ZERO):.8f}"
+                row["withdrawAvailable"] = fmt(max(available, ZERO))
             row.update(
                 {
-                    "crossWalletBalance": f"{balance:.8f}",
-                    "crossUnPnl": f"{unpnl:.8f}",
-                    "availableBalance": f"{available:.8f}",
+                    "crossWalletBalance": fmt(a["wallet"] - a["iso"]),
+                    "crossUnPnl": fmt(a["cross_upnl"]),
+                    "availableBalance": fmt(available),
                 }
             )
             if market == "usdm":
-                row["maxWithdrawAmount"] = f"{max(available, ZERO):.8f}"
+                row["maxWithdrawAmount"] = fmt(max(available, ZERO))
                 row["marginAvailable"] = True
             row["updateTime"] = acct.update_ms
             out.append(row)
         return out
 
     def position_risk(
-        self, acct: Account, market: str, params: Mapping[str, str], now_ms: int
+        self, acct: Account, market: str, params: Mapping[str, str], now_ms: int, version: int
     ) -> list[dict[str, Any]]:
-        """GET /fapi/v2/positionRisk or /dapi/v1/positionRisk: one row per symbol."""
+        """GET /fapi/v2/positionRisk (every symbol), /fapi/v3/positionRisk (symbols with a
+        position or open orders) or /dapi/v1/positionRisk (every symbol)."""
         symbol = params.get("symbol")
         if symbol:
             self.engine.spec(market, params)
         pair = params.get("pair")
-        self.engine.sync(acct, market, now_ms)
+        margin_asset = params.get("marginAsset")
+        rows, _ = self._book(acct, market, now_ms)
         out = []
-        for (mkt, sym), spec in self.engine.specs.items():
-            if mkt != market or (symbol and sym != symbol) or (pair and spec.pair != pair):
+        for r in rows:
+            spec = r.spec
+            if (symbol and spec.symbol != symbol) or (pair and spec.pair != pair):
                 continue
-            pos = acct.positions.get((mkt, sym), Position())
-            mark = self.engine.mark(spec, now_ms // 1000)
-            pd = spec.display_price_decimals
-            notional = pos.amt * spec.contract_size / mark if market == "coinm" else pos.amt * mark
-            row: dict[str, Any] = {
-                "symbol": sym,
-                "positionAmt": spec.qty_str(int(pos.amt.scaleb(spec.qty_decimals))),
-                "entryPrice": f"{pos.entry:.{pd + 6}f}",
-                "breakEvenPrice": f"{pos.entry:.{pd + 6}f}",
-                "markPrice": f"{mark:.{pd + 6}f}",
-                "unRealizedProfit": f"{unrealized(spec, pos, mark):.8f}",
-                "liquidationPrice": "0",
-                "leverage": str(acct.config.leverage),
-            }
-            if market == "coinm":
-                row["maxQty"] = "1000000"
-                row["notionalValue"] = f"{notional:.8f}"
-            else:
-                row["maxNotionalValue"] = "20000000"
-                row["notional"] = f"{notional:.8f}"
-            row.update(
-                {
-                    "marginType": "cross",
-                    "isolatedMargin": "0.00000000",
-                    "isAutoAddMargin": "false",
-                    "positionSide": "BOTH",
-                    "isolatedWallet": "0",
-                    "updateTime": pos.update_ms,
-                }
-            )
-            out.append(row)
+            if margin_asset and spec.margin_asset != margin_asset:
+                continue
+            if market == "usdm" and version == 3 and not (r.pos.amt or r.has_orders):
+                continue
+            out.append(_risk_row(r, market, version))
         return out
 
 
-def _position_entry(
-    spec: SymbolSpec,
-    pos: Position,
-    mark: Decimal,
-    upnl: Decimal,
-    im: Decimal,
-    ord_im: Decimal,
-    mm: Decimal,
-    lev: int,
-    version: int,
-) -> dict[str, Any]:
-    """One position of the futures account (v2 shows more fields than v3)."""
-    notional = pos.amt * spec.contract_size / mark if spec.market == "coinm" else pos.amt * mark
+@attrs.define(eq=False)
+class _Row:
+    """One symbol's position and its numbers at the mark."""
+
+    spec: SymbolSpec
+    pos: Position
+    mark: Decimal
+    lev: int
+    isolated: bool
+    risk: Risk
+    ord_im: Decimal
+    bid: Decimal
+    ask: Decimal
+    has_orders: bool
+    liq: Decimal = ZERO
+
+
+def max_size(spec: SymbolSpec, lev: int) -> int:
+    """The largest position (notional USDT, coin quantity on COIN-M) at leverage ``lev``:
+    the cap of the last bracket that allows it."""
+    cap = 0
+    for b in brackets_of(spec):
+        if b.leverage >= lev:
+            cap = int(b.cap)
+    return cap
+
+
+def _available(a: Mapping[str, Decimal]) -> Decimal:
+    return a["wallet"] - a["iso"] + a["cross_upnl"] - a["cross_im"] - a["ord_im"]
+
+
+def _price(spec: SymbolSpec, value: Decimal) -> str:
+    return fmt(value, spec.display_price_decimals + 6) if value else "0"
+
+
+def _risk_row(r: _Row, market: str, version: int) -> dict[str, Any]:
+    """One positionRisk row in the version's shape."""
+    spec, pos = r.spec, r.pos
+    iso_margin = r.risk.isolated_wallet + r.risk.upnl if r.isolated else ZERO
+    entry = f"{pos.entry:.{spec.display_price_decimals + 6}f}"
+    head: dict[str, Any] = {
+        "symbol": spec.symbol,
+        "positionAmt": spec.qty_str(int(pos.amt.scaleb(spec.qty_decimals))),
+        "entryPrice": entry,
+        "breakEvenPrice": entry,
+        "markPrice": f"{r.mark:.{spec.display_price_decimals + 6}f}",
+        "unRealizedProfit": fmt(r.risk.upnl),
+        "liquidationPrice": _price(spec, r.liq),
+    }
+    if market == "usdm" and version == 3:
+        return {
+            "symbol": spec.symbol,
+            "positionSide": "BOTH",
+            **{k: v for k, v in head.items() if k != "symbol"},
+            "isolatedMargin": fmt(iso_margin),
+            "notional": fmt(r.risk.notional),
+            "marginAsset": spec.margin_asset,
+            "isolatedWallet": fmt(r.risk.isolated_wallet),
+            "initialMargin": fmt(r.risk.im + r.ord_im),
+            "maintMargin": fmt(r.risk.mm),
+            "positionInitialMargin": fmt(r.risk.im),
+            "openOrderInitialMargin": fmt(r.ord_im),
+            "adl": 0,
+            "bidNotional": fmt(r.bid),
+            "askNotional": fmt(r.ask),
+            "updateTime": pos.update_ms,
+        }
+    row = {**head, "leverage": str(r.lev)}
+    if market == "coinm":
+        row["maxQty"] = str(max_size(spec, r.lev))
+        row["notionalValue"] = fmt(r.risk.notional)
+    else:
+        row["maxNotionalValue"] = str(max_size(spec, r.lev))
+        row["notional"] = fmt(r.risk.notional)
+    row.update(
+        {
+            "marginType": "isolated" if r.isolated else "cross",
+            "isolatedMargin": fmt(iso_margin),
+            "isAutoAddMargin": "false",
+            "positionSide": "BOTH",
+            "isolatedWallet": fmt(r.risk.isolated_wallet),
+            "updateTime": pos.update_ms,
+        }
+    )
+    return row
+
+
+def _account_position(r: _Row, shape: str) -> dict[str, Any]:
+    """One ``positions`` entry of the futures account: ``v2`` (USDⓈ-M v2), ``v3`` or
+    ``coinm`` (/dapi/v1/account)."""
+    spec, pos = r.spec, r.pos
+    amt = spec.qty_str(int(pos.amt.scaleb(spec.qty_decimals)))
+    if shape == "v3":
+        return {
+            "symbol": spec.symbol,
+            "positionSide": "BOTH",
+            "positionAmt": amt,
+            "unrealizedProfit": fmt(r.risk.upnl),
+            "isolatedMargin": fmt(r.risk.isolated_wallet + r.risk.upnl if r.isolated else ZERO),
+            "notional": fmt(r.risk.notional),
+            "isolatedWallet": fmt(r.risk.isolated_wallet),
+            "initialMargin": fmt(r.risk.im + r.ord_im),
+            "maintMargin": fmt(r.risk.mm),
+            "updateTime": pos.update_ms,
+        }
     entry: dict[str, Any] = {
         "symbol": spec.symbol,
-        "positionSide": "BOTH",
-        "positionAmt": spec.qty_str(int(pos.amt.scaleb(spec.qty_decimals))),
-        "unrealizedProfit": f"{upnl:.8f}",
-        "isolatedMargin": "0",
-        "notional": f"{notional:.8f}",
-        "isolatedWallet": "0",
-        "initialMargin": f"{im + ord_im:.8f}",
-        "maintMargin": f"{mm:.8f}",
-        "updateTime": pos.update_ms,
+        "initialMargin": fmt(r.risk.im + r.ord_im),
+        "maintMargin": fmt(r.risk.mm),
+        "unrealizedProfit": fmt(r.risk.upnl),
+        "positionInitialMargin": fmt(r.risk.im),
+        "openOrderInitialMargin": fmt(r.ord_im),
+        "leverage": str(r.lev),
+        "isolated": r.isolated,
+        "entryPrice": fmt(pos.entry),
+        "breakEvenPrice": fmt(pos.entry),
     }
-    if version < 3:
+    if shape == "coinm":
         entry.update(
             {
-                "positionInitialMargin": f"{im:.8f}",
-                "openOrderInitialMargin": f"{ord_im:.8f}",
-                "leverage": str(lev),
-                "isolated": False,
-                "entryPrice": f"{pos.entry:.8f}",
-                "breakEvenPrice": f"{pos.entry:.8f}",
+                "maxQty": str(max_size(spec, r.lev)),
+                "notionalValue": fmt(r.risk.notional),
+                "isolatedWallet": fmt(r.risk.isolated_wallet),
+                "positionSide": "BOTH",
+                "positionAmt": amt,
+                "updateTime": pos.update_ms,
             }
         )
-        if spec.market == "coinm":
-            entry["maxQty"] = "1000000"
-        else:
-            entry["maxNotional"] = "20000000"
+        return entry
+    entry.update(
+        {
+            "maxNotional": str(max_size(spec, r.lev)),
+            "bidNotional": fmt(r.bid),
+            "askNotional": fmt(r.ask),
+            "positionSide": "BOTH",
+            "positionAmt": amt,
+            "updateTime": pos.update_ms,
+        }
+    )
     return entry
 
 
-def _asset_entries(
-    per_asset: Mapping[str, Mapping[str, Decimal]], update_ms: int
-) -> tuple[list[dict[str, Any]], dict[str, Decimal]]:
-    """The futures account's assets, and the totals over them."""
-    assets = []
-    totals = dict.fromkeys((*_MARGIN_KEYS, "avail"), ZERO)
-    for asset, row in per_asset.items():
-        margin_balance = row["wallet"] + row["upnl"]
-        available = margin_balance - row["pos_im"] - row["ord_im"]
-        for k in _MARGIN_KEYS:
-            totals[k] += row[k]
-        totals["avail"] += available
-        assets.append(
-            {
-                "asset": asset,
-                "walletBalance": f"{row['wallet']:.8f}",
-                "unrealizedProfit": f"{row['upnl']:.8f}",
-                "marginBalance": f"{margin_balance:.8f}",
-                "maintMargin": f"{row['mm']:.8f}",
-                "initialMargin": f"{row['pos_im'] + row['ord_im']:.8f}",
-                "positionInitialMargin": f"{row['pos_im']:.8f}",
-                "openOrderInitialMargin": f"{row['ord_im']:.8f}",
-                "crossWalletBalance": f"{row['wallet']:.8f}",
-                "crossUnPnl": f"{row['upnl']:.8f}",
-                "availableBalance": f"{available:.8f}",
-                "maxWithdrawAmount": f"{max(available, ZERO):.8f}",
-                "updateTime": update_ms,
-            }
-        )
-    return assets, totals
+def _asset_entry(
+    asset: str, a: Mapping[str, Decimal], update_ms: int, margin_available: bool
+) -> dict[str, Any]:
+    """One ``assets`` entry of the futures account (USDⓈ-M v2 adds ``marginAvailable``)."""
+    available = _available(a)
+    out: dict[str, Any] = {
+        "asset": asset,
+        "walletBalance": fmt(a["wallet"]),
+        "unrealizedProfit": fmt(a["upnl"]),
+        "marginBalance": fmt(a["wallet"] + a["upnl"]),
+        "maintMargin": fmt(a["mm"]),
+        "initialMargin": fmt(a["pos_im"] + a["ord_im"]),
+        "positionInitialMargin": fmt(a["pos_im"]),
+        "openOrderInitialMargin": fmt(a["ord_im"]),
+        "crossWalletBalance": fmt(a["wallet"] - a["iso"]),
+        "crossUnPnl": fmt(a["cross_upnl"]),
+        "availableBalance": fmt(available),
+        "maxWithdrawAmount": fmt(max(available, ZERO)),
+    }
+    if margin_available:
+        out["marginAvailable"] = True
+    out["updateTime"] = update_ms
+    return out
+
+
+def income_view(spec_symbol: str, inc: Income) -> dict[str, Any]:
+    """One ``/fapi/v1/income`` or ``/dapi/v1/income`` row."""
+    return {
+        "symbol": spec_symbol,
+        "incomeType": inc.kind,
+        "income": fmt(inc.amount),
+        "asset": inc.asset,
+        "info": inc.kind,
+        "time": inc.time_ms,
+        "tranId": inc.tran_id,
+        "tradeId": str(inc.trade_id) if inc.trade_id else "",
+    }
