@@ -104,6 +104,9 @@ async def _python_binance_session(url: str) -> dict[str, Any]:
         out["my_trades"] = await client.get_my_trades(symbol="ETHUSDT")
         out["futures_trades"] = await client.futures_account_trades(symbol="BTCUSDT")
         out["positions"] = await client.futures_position_information(symbol="BTCUSDT")
+        out["leverage"] = await client.futures_change_leverage(symbol="BTCUSDT", leverage=10)
+        out["futures_account"] = await client.futures_account()
+        out["income"] = await client.futures_income_history(symbol="BTCUSDT")
         try:
             await client.get_order(symbol="BTCUSDT", orderId=12345)
         except Exception as exc:  # binance.exceptions.BinanceAPIException
@@ -139,6 +142,10 @@ async def test_python_binance_async_client(nursery: trio.Nursery) -> None:
     assert out["futures_order"]["symbol"] == "BTCUSDT"
     assert any(b["asset"] == "USDT" for b in out["futures_balance"])
     assert out["positions"][0]["positionAmt"] == "0.002"
+    assert out["leverage"]["leverage"] == 10
+    assert {a["asset"] for a in out["futures_account"]["assets"]} >= {"USDT", "BTC", "BNB"}
+    assert [p["leverage"] for p in out["futures_account"]["positions"]][:1] == ["10"]
+    assert {i["incomeType"] for i in out["income"]} == {"COMMISSION"}
     assert [t["orderId"] for t in out["my_trades"]] == [out["market"]["orderId"]]
     assert [t["orderId"] for t in out["futures_trades"]] == [out["futures_order"]["orderId"]]
     assert out["error"] == ("BinanceAPIException", -2013)
@@ -208,6 +215,8 @@ async def _ccxt_session(url: str) -> dict[str, Any]:
         out["market"] = await exchange.create_order("ETH/USDT", "market", "buy", 0.01)
         out["perp_order"] = await exchange.create_order("BTC/USDT:USDT", "market", "buy", 0.002)
         out["positions"] = await exchange.fetch_positions(["BTC/USDT:USDT"])
+        out["future_balance"] = await exchange.fetch_balance({"type": "future"})
+        out["inverse_positions"] = await exchange.fetch_positions(["BTC/USD:BTC"])
         out["my_trades"] = await exchange.fetch_my_trades("ETH/USDT")
         out["perp_trades"] = await exchange.fetch_my_trades("BTC/USDT:USDT")
     finally:
@@ -240,6 +249,11 @@ async def test_ccxt_binance(nursery: trio.Nursery) -> None:
     assert out["market"]["status"] == "closed"
     assert out["perp_order"]["symbol"] == "BTC/USDT:USDT"
     assert any(p["contracts"] == 0.002 for p in out["positions"])
+    assert out["future_balance"]["USDT"]["total"] < 100000  # the commission paid
+    assert out["future_balance"]["BTC"]["total"] == 0  # every margin asset, zero included
+    assert out["inverse_positions"] == [] or all(
+        p["contracts"] == 0 for p in out["inverse_positions"]
+    )
     assert [t["order"] for t in out["my_trades"]] == [out["market"]["id"]]
     assert out["my_trades"][0]["fee"]["currency"] == "ETH"
     assert [t["order"] for t in out["perp_trades"]] == [out["perp_order"]["id"]]
