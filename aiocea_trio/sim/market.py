@@ -16,16 +16,34 @@ How it stays consistent and cheap:
   aligned day/hour/minute/second blocks; generated blocks live in bounded LRU caches, so a year of
   1m klines or 1M candles since listing serve in milliseconds per request.
 - Time only decides what is *visible*: the open candle aggregates the completed seconds so far and
-  closes at the last trade price, which is the open of the current second. Trades are generated
-  per second from that second's candle (first trade at the open, last at the close, quantities
-  summing to its volume); depth and tickers are built around the last price.
+  closes at the last trade price, which is the open of the current second. Depth and tickers
+  are built around the last price.
 
-Simplifications: trades' buyer/maker flags are random (taker volumes are not derived from them);
-depth is a fresh synthetic book each second.
+Public trades are generated per second from that second's candle, as takers sweeping the book:
+
+- The second has exactly its candle's trade count; the price path starts at the open, ends at
+  the close and reaches the high and the low (with 4 fills or more), quantities sum to its
+  volume. The path is cut into runs moving one way; each run is one taker order, all its fills
+  in one millisecond (its own, up to 1,000 takers a second): a climbing run is a buyer taking
+  the asks (``isBuyerMaker`` false), a falling one a seller hitting the bids, a lone fill either
+  side. So a taker's fills never move back, and no two fills of one taker share a price: an
+  aggregate trade is one fill (``aggTrades`` ids = trade ids). When a second has both sides,
+  the buy takers' quantities sum to the candle's taker buy volume.
+- Ids are consecutive per instrument from 0 at the listing: the id of the first trade of second
+  ``s`` is the count of trades before it, read off the hierarchy: cumulative day counts from the
+  listing day (each day's count is one of its first draws, so a day is counted without building
+  its hours; computed once per seed and spec and shared), plus the counts of the earlier hours of
+  its day, minutes of its hour and seconds of its minute (at most 144 cached candles). The
+  reverse, id -> second, bisects the day counts and walks the same 24 + 60 + 60 children. The
+  24hr ticker's ``firstId``/``lastId``/``count`` come from the same mapping.
+
+Simplifications: depth is a fresh synthetic book each second, not the book the trades swept; a
+second of 1 to 3 trades may not reach its candle's high and low (its klines stay as generated).
 """
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import hashlib
 import math
@@ -69,6 +87,9 @@ def interval_seconds(interval: str) -> int:
     """Seconds in one ``interval`` candle; 0 for ``1M`` (months vary). KeyError if unknown."""
     return _SECONDS[interval]
 
+
+#: Cumulative day trade counts per (path key, symbol spec); see ``Series._day_counts``.
+_DAY_CUMS: dict[tuple[int, str], list[int]] = {}
 
 _WEEK_OFFSET = 4 * 86400  # 1970-01-05 was the first Monday
 
@@ -278,14 +299,9 @@ class Series:
             for i in range(count)
         ]
 
-    def _day(self, day: int) -> tuple[Candle, list[Candle]]:
-        key = (self._sid, day)
-        hit = self._caches.days.get(key)
-        if hit is not None:
-            return hit  # type: ignore[no-any-return]
-        rng = self._rng(3, day)
+    def _day_head(self, rng: Random, o: int, c: int) -> tuple[list[int], float, int, int, int, int]:
+        """The first draws of a day: (hour points, wiggle, high, low, volume, trades)."""
         rand = rng.random
-        o, c = self.anchor_ticks(day), self.anchor_ticks(day + 1)
         mid = (o + c) / 2.0
         vol = 0.012 + 0.028 * rand() ** 2
         sigma = mid * vol / math.sqrt(24.0) * 0.8
@@ -296,6 +312,17 @@ class Series:
         activity = (0.6 + 0.8 * rand()) * (1.0 + 15.0 * (h - low) / mid)
         v = max(1, int(self._vol_units * activity))
         n = max(1, min(int(self.spec.daily_trades * activity), v // 2, 86400 * 200))
+        return pts, wig, h, low, v, n
+
+    def _day(self, day: int) -> tuple[Candle, list[Candle]]:
+        key = (self._sid, day)
+        hit = self._caches.days.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        rng = self._rng(3, day)
+        o, c = self.anchor_ticks(day), self.anchor_ticks(day + 1)
+        pts, wig, h, low, v, n = self._day_head(rng, o, c)
+        rand = rng.random
         q = self._quote(v, (o + c + h + low) / 4.0)
         tb = int(v * (0.42 + 0.16 * rand()))
         tq = q * tb // v
@@ -432,16 +459,77 @@ class Series:
 
     # -- trades and book -------------------------------------------------------------------
 
-    def second_trades(self, s: int) -> list[Trade]:
-        """The trades of second ``s``: first at its open, last at its close, quantities summing
-        to its volume, ids ``(s - listing second) * 1000 + j``."""
+    def _day_counts(self, last_day: int) -> list[int]:
+        """Cumulative trade counts of whole days from the listing day: ``[0, n(d0), n(d0) +
+        n(d1), ...]`` up to ``last_day`` included (shared by series of the same seed and spec,
+        extended lazily; only the day's first draws are made, not its hours)."""
+        key = (self._key, repr(self.spec))
+        cums = _DAY_CUMS.get(key)
+        if cums is None:
+            cums = _DAY_CUMS[key] = [0]
+        first = self.onboard_s // 86400
+        if len(cums) <= last_day - first + 1:
+            day = first + len(cums) - 1
+            o = self.anchor_ticks(day)
+            total = cums[-1]
+            while len(cums) <= last_day - first + 1:
+                c = self.anchor_ticks(day + 1)
+                hit = self._caches.day_candles.get((self._sid, day))
+                n = hit[6] if hit is not None else self._day_head(self._rng(3, day), o, c)[5]
+                total += n
+                cums.append(total)
+                day += 1
+                o = c
+        return cums
+
+    def _count_before(self, s: int) -> int:
+        """Trades of the listing day's start up to second ``s`` (excluded)."""
+        day = s // 86400
+        cums = self._day_counts(day)
+        total = cums[day - self.onboard_s // 86400]
+        total += sum(x[6] for x in self._day(day)[1][: s % 86400 // 3600])
+        total += sum(x[6] for x in self._sub(2, s // 3600)[: s % 3600 // 60])
+        return total + sum(x[6] for x in self._sub(1, s // 60)[: s % 60])
+
+    def first_id(self, s: int) -> int:
+        """The id of the first trade at or after second ``s`` (the count of trades before it)."""
+        if s <= self.onboard_s:
+            return 0
+        return self._count_before(s) - self._count_before(self.onboard_s)
+
+    def second_of_id(self, trade_id: int) -> tuple[int, int]:
+        """``(second, id of its first trade)`` of the second holding trade ``trade_id``, found
+        by bisecting the day counts, then walking 24 hours, 60 minutes and 60 seconds."""
+        target = max(trade_id, 0) + self._count_before(self.onboard_s)
+        first = self.onboard_s // 86400
+        cums = self._day_counts(first)
+        while cums[-1] <= target:
+            cums = self._day_counts(first + 2 * len(cums))
+        i = bisect.bisect_right(cums, target) - 1
+        rem = target - cums[i]
+        s = (first + i) * 86400
+        for level, fan, size in ((3, 24, 3600), (2, 60, 60), (1, 60, 1)):
+            kids = self.children(level, s // (size * fan))
+            for k in range(fan):
+                n = kids[k][6]
+                if rem < n:
+                    break
+                rem -= n
+                s += size
+        return s, max(trade_id, 0) - rem
+
+    def second_trades(self, s: int, first_id: int | None = None) -> list[Trade]:
+        """The trades of second ``s`` (its 1s candle's count, first at its open, last at its
+        close, volumes summing to its volume), ids from ``first_id`` (computed if None)."""
         if s < self.onboard_s:
             return []
         key = (self._sid, s)
         hit = self._caches.trades.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-        trades = self._trades(s, self.block(0, s))
+        if first_id is None:
+            first_id = self.first_id(s)
+        trades = self._trades(s, self.block(0, s), first_id)
         self._caches.trades.put(key, trades)
         return trades
 
@@ -449,42 +537,89 @@ class Series:
         """The trades of each second in [start, end) from the listing on, uncached (archives
         read whole days once)."""
         first = max(start, self.onboard_s)
+        fid = self.first_id(first)
         for minute in range(first // 60, -(-end // 60)):
             seconds = self.children(1, minute)
             base = minute * 60
             for k in range(max(first - base, 0), min(end - base, 60)):
-                yield self._trades(base + k, seconds[k])
+                yield self._trades(base + k, seconds[k], fid)
+                fid += seconds[k][6]
 
-    def _trades(self, s: int, candle: Candle) -> list[Trade]:
+    # Over 50 lines: one pass over the second's fills (prices, takers, sizes, times) sharing
+    # its random stream; split, the parts would pass the same five lists around.
+    def _trades(self, s: int, candle: Candle, first_id: int) -> list[Trade]:
+        """The second's fills as takers sweeping the book: the price path is cut into runs
+        moving one way; each run is one taker (a buy when it climbs, a sell when it falls,
+        either for a lone fill), all its fills in one millisecond."""
         o, h, low, c, v, _, n, tb, _ = candle
-        n = min(n, v, 999)
         if n <= 0:
             return []
-        rand = self._rng(4, s).random
+        rng = self._rng(4, s)
+        rand = rng.random
         if n == 1:
             prices = [c]
         else:
             span = h - low
             prices = [o] + [low + int(rand() * (span + 1)) for _ in range(n - 2)] + [c]
-            if n >= 4:
-                prices[1 + int(rand() * (n - 2))] = h
-                prices[1 + int(rand() * (n - 2))] = low
-        qtys = [1 + x for x in _split(v - n, [int((0.05 + rand()) ** 2 * 1e6) for _ in range(n)])]
-        offsets = sorted([int(rand() * 1000) for _ in range(n)])
-        maker_p = 1.0 - tb / v
-        base_id = (s - self.onboard_s) * 1000
+            if n >= 4:  # the high and the low at two distinct inner fills
+                i = 1 + int(rand() * (n - 2))
+                k = 1 + int(rand() * (n - 3))
+                prices[i] = h
+                prices[k + 1 if k >= i else k] = low
+            elif n == 3:  # reach the extreme the open and close do not
+                prices[1] = low if min(o, c) > low else h if max(o, c) < h else prices[1]
+        buy_p = tb / v if v else 0.5
+        buys = [False] * n
+        starts: list[int] = []
+        j = 0
+        while j < n:
+            starts.append(j)
+            k = j
+            if j + 1 < n and prices[j + 1] != prices[j]:
+                up = prices[j + 1] > prices[j]
+                k = j + 1
+                while (
+                    k + 1 < n and (prices[k + 1] > prices[k]) is up and prices[k + 1] != prices[k]
+                ):
+                    k += 1
+            else:
+                up = rand() < buy_p
+            for i in range(j, k + 1):
+                buys[i] = up
+            j = k + 1
+        weights = [int((0.05 + rand()) ** 2 * 1e6) for _ in range(n)]
+        nb = sum(buys)
+        both = (nb > 0 or tb == 0) and (nb < n or tb == v)
+        if both and nb <= tb and n - nb <= v - tb:  # taker buy volume = buy takers' fills
+            pairs = list(zip(weights, buys, strict=True))
+            bq = iter(_split(tb - nb, [w for w, b in pairs if b]))
+            sq = iter(_split(v - tb - n + nb, [w for w, b in pairs if not b]))
+            qtys = [1 + (next(bq) if b else next(sq)) for b in buys]
+        elif v >= n:
+            qtys = [1 + x for x in _split(v - n, weights)]
+        else:
+            qtys = _split(v, weights)
+        takers = len(starts)
+        if takers <= 1000:
+            offsets = sorted(rng.sample(range(1000), takers))
+        else:
+            offsets = [k * 1000 // takers for k in range(takers)]
         ms = s * 1000
-        return [
-            (base_id + j, ms + offsets[j], prices[j], qtys[j], rand() < maker_p) for j in range(n)
-        ]
+        times = [0] * n
+        for k, start in enumerate(starts):
+            end = starts[k + 1] if k + 1 < takers else n
+            times[start:end] = [ms + offsets[k]] * (end - start)
+        return [(first_id + j, times[j], prices[j], qtys[j], not buys[j]) for j in range(n)]
 
     def recent_trades(self, now_s: int, limit: int) -> list[Trade]:
         """The newest ``limit`` trades before second ``now_s``, oldest first."""
         out: list[list[Trade]] = []
         got = 0
         s = now_s - 1
+        fid = self.first_id(now_s) if limit else 0
         while got < limit and s >= self.onboard_s:
-            t = self.second_trades(s)
+            fid -= self.block(0, s)[6]
+            t = self.second_trades(s, fid)
             out.append(t)
             got += len(t)
             s -= 1
@@ -493,10 +628,14 @@ class Series:
 
     def trades_from_id(self, from_id: int, now_s: int, limit: int) -> list[Trade]:
         """Up to ``limit`` trades with id >= ``from_id`` that happened before ``now_s``."""
-        s = self.onboard_s + max(from_id, 0) // 1000
+        if from_id >= self.first_id(now_s):
+            return []
+        s, fid = self.second_of_id(from_id)
         out: list[Trade] = []
         while len(out) < limit and s < now_s:
-            out.extend(t for t in self.second_trades(s) if t[0] >= from_id)
+            trades = self.second_trades(s, fid)
+            out.extend(t for t in trades if t[0] >= from_id)
+            fid += len(trades)
             s += 1
         return out[:limit]
 
@@ -507,20 +646,27 @@ class Series:
         first = max(start_ms // 1000, self.onboard_s)
         last = min(end_ms // 1000, now_s - 1)
         out: list[Trade] = []
+        if last < first:
+            return out
         if newest:
             s = last
+            fid = self.first_id(last + 1)
             chunks: list[list[Trade]] = []
             got = 0
             while got < limit and s >= first:
-                chunk = [t for t in self.second_trades(s) if start_ms <= t[1] <= end_ms]
+                fid -= self.block(0, s)[6]
+                chunk = [t for t in self.second_trades(s, fid) if start_ms <= t[1] <= end_ms]
                 chunks.append(chunk)
                 got += len(chunk)
                 s -= 1
             out = [t for chunk in reversed(chunks) for t in chunk]
             return out[-limit:]
         s = first
+        fid = self.first_id(first)
         while len(out) < limit and s <= last:
-            out.extend(t for t in self.second_trades(s) if start_ms <= t[1] <= end_ms)
+            trades = self.second_trades(s, fid)
+            out.extend(t for t in trades if start_ms <= t[1] <= end_ms)
+            fid += len(trades)
             s += 1
         return out[:limit]
 

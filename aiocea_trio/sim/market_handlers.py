@@ -246,10 +246,12 @@ class TickerHandlers:
         now_s = now_ms // 1000
         c = series.range_candle(now_s - 86400, now_s)
         assert c is not None
-        o, h, low, last, v, q, n = c[:7]
+        o, h, low, last, v, q = c[:6]
         ps, qs = spec.price_str, spec.qty_str
         trades = series.recent_trades(now_s, 1)
-        last_id = trades[-1][0] if trades else -1
+        last_id = series.first_id(now_s) - 1
+        first_id = series.first_id(max(now_s - 86400, series.onboard_s))
+        count = last_id - first_id + 1
         last_qty = trades[-1][3] if trades else 0
         change = last - o
         pct = f"{change * 100 / o:.3f}" if o else "0.000"
@@ -290,9 +292,9 @@ class TickerHandlers:
             {
                 "openTime": now_ms - _DAY_MS,
                 "closeTime": now_ms,
-                "firstId": last_id - n + 1 if n else -1,
-                "lastId": last_id,
-                "count": n,
+                "firstId": first_id if count > 0 else -1,
+                "lastId": last_id if count > 0 else -1,
+                "count": max(count, 0),
             }
         )
         return out
