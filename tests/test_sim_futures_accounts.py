@@ -97,6 +97,12 @@ async def test_every_margin_asset_is_listed(api: Api) -> None:
     assert [r["asset"] for r in coin] == ["BTC", "ETH"]
     coin_account = await api.ok("GET", "/dapi/v1/account")
     assert [a["asset"] for a in coin_account["assets"]] == ["BTC", "ETH"]
+    # exchangeInfo lists the same margin assets.
+    async with api.sim.client() as client:
+        info = await client.request("GET", "/fapi/v1/exchangeInfo")
+        coin_info = await client.request("GET", "/dapi/v1/exchangeInfo")
+    assert [a["asset"] for a in info["assets"]] == usdm
+    assert [a["asset"] for a in coin_info["assets"]] == ["BTC", "ETH"]
 
 
 # -- item 5 and 6: positions, income, and how they add up ------------------------------------

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..endpoints import KLINE_INTERVALS
+from .accounts import MARGIN_ASSETS
 from .errors import ApiError, mandatory
 from .market import MarketData, Series, Trade, interval_bounds, interval_seconds
 from .params import Ctx, RawJSON, SymbolLookup, int_param, one_or_list, page_limit
@@ -72,7 +73,11 @@ class MarketHandlers:
                 "exchangeFilters": [],
                 "symbols": [s.exchange_info_entry() for s in specs],
             }
-        margin_assets = dict.fromkeys(s.margin_asset for s in self.symbols.specs[r.market])
+        # Every margin asset Binance lists (USDⓈ-M), or the coin of every contract (COIN-M).
+        listed = (s.margin_asset for s in self.symbols.specs[r.market])
+        margin_assets = dict.fromkeys(
+            (*MARGIN_ASSETS, *listed) if r.market == "usdm" else listed
+        )
         return {
             "timezone": "UTC",
             "serverTime": r.now_ms,
