@@ -74,3 +74,15 @@ async def test_signed_and_weight_as_the_registry_says(
         r = await http.request(method, path, params=params)
     assert (r.status_code == 401) == endpoint.signed, r.text
     assert int(r.headers["x-mbx-used-weight-1m"]) == endpoint.request_weight(params)
+
+
+def test_the_docs_list_every_route_served() -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).parent.parent / "docs" / "simulator.md").read_text()
+    missing = [
+        f"{method} {path}"
+        for method, path, _ in _served(SimExchange())
+        if not path.startswith("/data/") and f"| `{method} {path}` |" not in page
+    ]
+    assert not missing, f"docs/simulator.md does not list: {missing}"
