@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from aiocea_trio.sim import SimExchange
 from aiocea_trio.sim.market import MarketData
@@ -196,3 +197,38 @@ def test_klines_unchanged() -> None:
             opens = list(range(start, start + 300 * size, size))
             h.update(md.kline_page(series, interval, opens, now).encode())
     assert h.hexdigest() == "b86e78342102a5e5fe71baa8a7b2e2c16126ff38564f92b10b6fb23b4a7d15ab"
+
+
+@pytest.mark.parametrize(("market", "symbol"), CASES)
+async def test_takers_sweep_the_book_depth_showed(
+    http: httpx.AsyncClient, market: str, symbol: str, autojump_clock: Any
+) -> None:
+    """The book served at a second is the one its first taker then walks, level by level, and
+    the last trade price sits inside its spread."""
+    prefix = PREFIX[market]
+    swept = inside = 0
+    for _ in range(120):
+        await trio.sleep(1 - (trio.current_time() % 1))  # the start of a second
+        book = await get(http, f"{prefix}/depth", symbol=symbol, limit=50)
+        bids = [(Decimal(p), Decimal(q)) for p, q in book["bids"]]
+        asks = [(Decimal(p), Decimal(q)) for p, q in book["asks"]]
+        assert bids[0][0] < asks[0][0]
+        seen = await get(http, f"{prefix}/trades", symbol=symbol, limit=1)
+        now_s = (await get(http, f"{prefix}/time"))["serverTime"] // 1000
+        if seen and seen[-1]["time"] // 1000 == now_s - 1:  # traded up to the last second
+            assert bids[0][0] <= Decimal(seen[-1]["price"]) <= asks[0][0]
+            inside += 1
+        await trio.sleep(1)
+        recent = await get(http, f"{prefix}/trades", symbol=symbol, limit=300)
+        second = [t for t in recent if t["time"] // 1000 == now_s]
+        if not second:
+            continue
+        taker = [t for t in second if t["time"] == second[0]["time"]]
+        levels = asks if not taker[0]["isBuyerMaker"] else bids
+        assert [Decimal(t["price"]) for t in taker] == [p for p, _ in levels[: len(taker)]]
+        qtys = [Decimal(t["qty"]) for t in taker]
+        assert qtys[:-1] == [q for _, q in levels[: len(taker) - 1]]  # emptied on its way
+        assert qtys[-1] <= levels[len(taker) - 1][1]
+        swept += 1
+    assert swept > 90
+    assert inside > 90

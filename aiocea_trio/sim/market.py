@@ -178,6 +178,7 @@ class _Caches:
         self.trades = _LRU(4096)
         self.klines = _LRU(20000)  # closed multi-block candles
         self.fragments = _LRU(4096)  # (sid, level, parent) -> JSON rows of its closed children
+        self.books = _LRU(256)  # (sid, second, limit) -> (bids, asks)
 
 
 def interval_bounds(interval: str, t_s: int) -> tuple[int, int]:
@@ -582,6 +583,8 @@ class Series:
                     k + 1 < n and (prices[k + 1] > prices[k]) is up and prices[k + 1] != prices[k]
                 ):
                     k += 1
+            elif n == 1 and c != o:  # a lone fill away from the last price moved it its way
+                up = c > o
             else:
                 up = rand() < buy_p
             for i in range(j, k + 1):
@@ -671,27 +674,60 @@ class Series:
         return out[:limit]
 
     def book(self, now_ms: int, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """A synthetic order book around the last price: (bids, asks) of (ticks, qty units)."""
+        """The order book at the start of second ``now_ms // 1000``: (bids, asks) of (ticks,
+        qty units), best first.
+
+        It is the book the second's first taker sweeps: a buy taker's fills are its first ask
+        levels (the last one left partly filled), a sell taker's its first bid levels, so the
+        last trade price stays inside the spread and no trade prints inside it.
+        """
         s = now_ms // 1000
+        key = (self._sid, s, limit)
+        hit = self._caches.books.get(key)
+        if hit is None:
+            hit = self._book(s, limit)
+            self._caches.books.put(key, hit)
+        return hit  # type: ignore[no-any-return]
+
+    def _book(self, s: int, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         last = self.price_at(s)
-        rng = self._rng(5, s)
-        rand = rng.random
-        scale = max(1.0, last / 50000.0)
+        rand = self._rng(5, s).random
+        scale = max(1.0, last / 50000.0) * 3.0
         base_qty = max(1.0, self._vol_units / 40000.0)
-        best_bid = last if rand() < 0.5 else last - 1
-        bids: list[tuple[int, int]] = []
-        asks: list[tuple[int, int]] = []
-        p = best_bid
-        for _ in range(limit):
-            if p < 1:
-                break
-            bids.append((p, max(1, int(base_qty * (0.02 + rand() ** 3 * 4.0)))))
-            p -= 1 + int(rand() ** 2 * 3.0 * scale)
-        p = best_bid + 1
-        for _ in range(limit):
-            asks.append((p, max(1, int(base_qty * (0.02 + rand() ** 3 * 4.0)))))
-            p += 1 + int(rand() ** 2 * 3.0 * scale)
-        return bids, asks
+        taker = self._first_taker(s)
+        buy = not taker[0][4] if taker else rand() < 0.5
+        swept = [(t[2], t[3]) for t in taker]
+        if swept:  # the level the taker stops on keeps some
+            p, q = swept[-1]
+            r = rand()
+            swept[-1] = (p, q + max(1, int(base_qty * (0.02 + r * r * r * 4.0))))
+        # The first fill is at the last price, or beyond it on the taker's side (a lone fill
+        # that moved the price): the spread then widens to keep the last price inside it.
+        first = swept[0][0] if swept else last
+        best_bid = first if not buy else min(last, first - 1)
+        best_ask = first if buy else max(last, first + 1)
+
+        def side(start: int, step: int, levels: list[tuple[int, int]]) -> list[tuple[int, int]]:
+            out = levels[:limit]
+            p = out[-1][0] + step if out else start
+            for _ in range(limit - len(out)):
+                if p < 1:
+                    break
+                r = rand()
+                out.append((p, max(1, int(base_qty * (0.02 + r * r * r * 4.0)))))
+                r = rand()
+                p += step * (1 + int(r * r * scale))
+            return out
+
+        return side(best_bid, -1, [] if buy else swept), side(best_ask, 1, swept if buy else [])
+
+    def _first_taker(self, s: int) -> list[Trade]:
+        """The fills of second ``s``'s first taker (one millisecond, one side), or none."""
+        if s < self.onboard_s or self.block(0, s)[6] == 0:
+            return []
+        trades = self.second_trades(s)
+        first_ms = trades[0][1]
+        return [t for t in trades if t[1] == first_ms]
 
     def funding_rate(self, k: int) -> int:
         """Funding rate of 8-hour period ``k`` in 1e-8 units (around 0.01 %)."""
