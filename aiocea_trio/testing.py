@@ -1,0 +1,1 @@
+"""Pytest fixtures for testing your own code against the simulator (being written)."""
