@@ -1,8 +1,36 @@
-"""aiocea_trio: drive Binance REST APIs as composable trio tasks.
+"""aiocea_trio: drive Binance's REST APIs (spot, USDⓈ-M, COIN-M) as composable trio tasks.
 
-Every public name is importable from here. The simulator (``SimExchange`` and
-its demo credentials) needs the ``sim`` extra and is imported on first use, so
-a plain install stays small.
+Quick start (no keys, no network: the embedded simulator needs the ``sim`` extra)::
+
+    import trio
+    from aiocea_trio import BinanceClient, SimExchange
+    from aiocea_trio.tasks import SpotFetchKline
+
+    async def main():
+        async with SimExchange().client() as client:  # or BinanceClient(key, secret)
+            print(await client.request("GET", "/api/v3/ticker/price", {"symbol": "BTCUSDT"}))
+            task = SpotFetchKline(symbol="BTCUSDT", interval="1m", limit=2)
+            await task.execute(client)
+            print(task.result)
+
+    trio.run(main)
+
+Where things are:
+
+- ``BinanceClient``: one pooled connection per client, signing (``HmacSigner``,
+  ``Ed25519Signer``, ``RsaSigner``), server-time sync, a ``RateLimiter`` that keeps requests
+  inside Binance's weight budget, orders placed exactly once, typed ``BinanceError`` subclasses.
+- ``Task``, ``GatherTask``, ``SerialTask``, ``FunctionTask``; queues (``TaskQueue``,
+  ``TaskRing``, ``TaskStack``) feeding an ``Operator`` that streams finished tasks.
+- ``aiocea_trio.tasks``: ready-made tasks per market (``Spot*``, ``UsdM*``, ``CoinM*``).
+- History: ``download_klines``, ``download_agg_trades``, ``download_funding_rates``,
+  ``download_klines_to_file``, ``download_klines_to_parquet``, ``open_kline_stream``: Binance's
+  archives joined with the REST API; typed data frames with the ``pandas``/``polars`` extras.
+- ``SimExchange``: the Binance-compatible simulator; ``aiocea_trio.testing``: pytest fixtures.
+- The ``aiocea-trio`` command (``cli`` extra): ``aiocea-trio --help``.
+
+Every public name is importable from here; the full guide and API reference are in the docs
+(the tutorial first, then the how-to pages).
 """
 
 from __future__ import annotations
@@ -141,11 +169,8 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-_LAZY_SIM = frozenset({"DEMO_API_KEY", "DEMO_API_SECRET", "SimExchange"})
-
-
 def __getattr__(name: str) -> Any:
-    if name in _LAZY_SIM:
+    if name in ("DEMO_API_KEY", "DEMO_API_SECRET", "SimExchange"):
         try:
             from . import sim
         except ImportError as exc:
