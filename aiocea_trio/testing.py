@@ -1,1 +1,0 @@
-"""Pytest fixtures for testing your own code against the simulator (being written)."""
