@@ -25,9 +25,10 @@ from typing import Any, NoReturn, TypeVar
 import attrs
 import click
 import trio
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Progress_
+from rich.rule import Rule
 from rich.table import Table
 
 from .._groups import leaves
@@ -42,6 +43,8 @@ from ..errors import (
 )
 from ..limits import RateLimiter
 from ..markets import Market
+from . import _times
+from ._output import FORMATS, Column, CsvStream, fitted_table, print_csv, print_json
 
 T = TypeVar("T")
 
@@ -49,6 +52,9 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a process stopped by Ctrl-C
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what `yes | head -1` reports for `yes`
+PIPE_WIDTH = 10_000
+"""Columns of stdout when it is not a terminal (and COLUMNS is unset): wide enough that
+rich never wraps or cuts a table or a message in a pipe or a file."""
 
 
 class _Console(Console):
@@ -61,6 +67,19 @@ class _Console(Console):
     def on_broken_pipe(self) -> None:
         self.quiet = True
         raise BrokenPipeError("the reader of this output went away")
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        """The terminal's size; into a pipe or a file, `PIPE_WIDTH` columns unless COLUMNS
+        says otherwise (rich's default there is 80, which cuts prices and sentences)."""
+        dimensions = super().size
+        if self._width is None and "COLUMNS" not in self._environ and not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, dimensions.height)
+        return dimensions
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
 
 
 console = _Console()
@@ -96,6 +115,7 @@ class Settings:
     market: Market = Market.SPOT
     debug: bool = False
     key_file: Path | None = None
+    quiet: bool = False
 
     def credentials(self) -> tuple[str | None, str | None]:
         """Keys from the environment or a key file; never echoed anywhere."""
@@ -325,21 +345,24 @@ class _LogLines(logging.Handler):
             self.handleError(record)
 
 
-def _configure_logging(verbose: int) -> Callable[[], None]:
-    """Show the library's records on stderr: WARNING, INFO with -v, DEBUG with -vv.
+def _configure_logging(verbose: int, *, quiet: bool = False) -> Callable[[], None]:
+    """Show the library's records on stderr: WARNING, INFO with -v, DEBUG with -vv;
+    only ERROR with ``quiet``.
 
     Returns the function that puts logging back as it was (the CLI runs inside other
     programs too: tests, click's runner).
     """
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    if quiet:
+        level = logging.ERROR
     ours = logging.getLogger("aiocea_trio")
-    quiet = [logging.getLogger(name) for name in _QUIET_LOGGERS]
-    saved = (ours.level, ours.propagate, [(log, log.level) for log in quiet])
+    muted = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    saved = (ours.level, ours.propagate, [(log, log.level) for log in muted])
     handler = _LogLines()
     ours.addHandler(handler)
     ours.setLevel(level)
     ours.propagate = False
-    for log in quiet:
+    for log in muted:
         log.setLevel(max(log.getEffectiveLevel(), logging.WARNING))
 
     def restore() -> None:
@@ -382,6 +405,12 @@ pass_settings = click.make_pass_decorator(Settings)
     count=True,
     help="Show the library's log on stderr: -v retries and notes (INFO), -vv DEBUG.",
 )
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Only the data (and errors): no progress bars or warnings on stderr.",
+)
 @click.version_option(package_name="aiocea-trio")
 @click.pass_context
 def cli(
@@ -393,6 +422,7 @@ def cli(
     key_file: Path | None,
     debug: bool,
     verbose: int,
+    quiet: bool,
 ) -> None:
     """Drive Binance's REST APIs (spot, USDⓈ-M, COIN-M) from the terminal.
 
@@ -401,7 +431,9 @@ def cli(
     """
     if sim and (base_url or testnet):
         raise click.UsageError("--sim runs the embedded simulator: drop --base-url/--testnet")
-    ctx.call_on_close(_configure_logging(verbose))
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose contradict each other: choose one")
+    ctx.call_on_close(_configure_logging(verbose, quiet=quiet))
     ctx.obj = Settings(
         sim=sim,
         base_url=base_url,
@@ -409,12 +441,59 @@ def cli(
         market=Market(market),
         debug=debug,
         key_file=key_file,
+        quiet=quiet,
     )
 
 
+_MARKETS = [m.value for m in Market]
+_C = TypeVar("_C", bound=Callable[..., Any])
+
+
+def _command_market(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """A command's own ``--market`` wins over the global one."""
+    settings = ctx.find_object(Settings)
+    if value is not None and settings is not None:
+        settings.market = Market(value)
+
+
+def market_option(fn: _C) -> _C:
+    """``--market`` on a command, as well as before it (the command's wins)."""
+    return click.option(
+        "--market",
+        type=click.Choice(_MARKETS),
+        default=None,
+        expose_value=False,
+        callback=_command_market,
+        help="Which market this command addresses (overrides the global --market).",
+    )(fn)
+
+
+def format_option(fn: _C) -> _C:
+    """``--format table|json|csv``, passed to the command as ``fmt``."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="table for people; json or csv (exact strings, no colour) for scripts.",
+    )(fn)
+
+
+def _record(fmt: str, record: dict[str, Any]) -> bool:
+    """Print one record as ``fmt`` (json, csv); False for ``table`` (the caller's text)."""
+    if fmt == "json":
+        print_json(record)
+    elif fmt == "csv":
+        print_csv([record])
+    return fmt != "table"
+
+
 @cli.command()
+@market_option
+@format_option
 @pass_settings
-def ping(settings: Settings) -> None:
+def ping(settings: Settings, fmt: str) -> None:
     """Check that the market answers, and how fast."""
 
     async def go() -> tuple[str, float]:
@@ -425,12 +504,17 @@ def ping(settings: Settings) -> None:
 
     host, seconds = run_trio(settings, go)
     shown = "embedded simulator" if settings.sim else host
+    record = {"market": settings.market.value, "host": shown, "ms": round(seconds * 1000, 3)}
+    if _record(fmt, record):
+        return
     say(f"pong from {settings.market.label} ({shown}) in {seconds * 1000:.1f} ms")
 
 
 @cli.command(name="time")
+@market_option
+@format_option
 @pass_settings
-def server_time(settings: Settings) -> None:
+def server_time(settings: Settings, fmt: str) -> None:
     """Show the server's time and this machine's offset from it."""
 
     async def go() -> tuple[int, int]:
@@ -440,6 +524,14 @@ def server_time(settings: Settings) -> None:
             return int(data["serverTime"]), offset
 
     server, offset = run_trio(settings, go)
+    record = {
+        "market": settings.market.value,
+        "serverTime": server,
+        "utc": _fmt_ms(server),
+        "offsetMs": offset,
+    }
+    if _record(fmt, record):
+        return
     say(f"{settings.market.label} server time: {_fmt_ms(server)} ({server})")
     say(f"this machine is {abs(offset)} ms {'behind' if offset >= 0 else 'ahead'}")
 
@@ -472,22 +564,31 @@ def _symbol(value: str, hint: str = "SYMBOL") -> str:
     return name
 
 
+_TICKER_COLUMNS = (
+    Column("symbol", numeric=False),
+    Column("last"),
+    Column("change %"),
+    Column("high", optional=True),
+    Column("low", optional=True),
+    Column("volume", optional=True),
+)
+
+
 def _ticker_table(market: Market, rows: Sequence[dict[str, Any]]) -> Table:
-    table = Table(title=f"{market.label} 24h tickers", title_justify="left")
-    for name in ("symbol", "last", "change %", "high", "low", "volume"):
-        table.add_column(name, justify="left" if name == "symbol" else "right")
+    """Tickers as a table that fits the terminal (volume, then low and high, go first)."""
+    cells = []
     for row in rows:
         change = float(row.get("priceChangePercent", 0) or 0)
         colour = "green" if change >= 0 else "red"
-        table.add_row(
+        cells.append([
             str(row["symbol"]),
             str(row["lastPrice"]),
             f"[{colour}]{change:+.2f}[/]",
             str(row["highPrice"]),
             str(row["lowPrice"]),
             str(row["volume"]),
-        )
-    return table
+        ])
+    return fitted_table(console, f"{market.label} 24h tickers", _TICKER_COLUMNS, cells)
 
 
 def _one(result: Any) -> dict[str, Any]:
@@ -501,8 +602,10 @@ def _one(result: Any) -> dict[str, Any]:
 
 @cli.command()
 @click.argument("symbols", nargs=-1, required=True)
+@market_option
+@format_option
 @pass_settings
-def ticker(settings: Settings, symbols: tuple[str, ...]) -> None:
+def ticker(settings: Settings, symbols: tuple[str, ...], fmt: str) -> None:
     """24-hour ticker of one or more SYMBOLS, fetched at once."""
     from ..pipeline import GatherTask
 
@@ -515,15 +618,22 @@ def ticker(settings: Settings, symbols: tuple[str, ...]) -> None:
             await gather.execute(client, raise_errors=True)
             return list(gather.result)
 
-    results = run_trio(settings, go)
-    console.print(_ticker_table(settings.market, [_one(r) for r in results]))
+    rows = [_one(r) for r in run_trio(settings, go)]
+    if fmt == "json":
+        print_json(rows)
+    elif fmt == "csv":
+        print_csv(rows)
+    else:
+        console.print(_ticker_table(settings.market, rows))
 
 
 @cli.command()
 @click.argument("symbol")
 @click.option("--limit", default=10, show_default=True, help="Price levels per side.")
+@market_option
+@format_option
 @pass_settings
-def depth(settings: Settings, symbol: str, limit: int) -> None:
+def depth(settings: Settings, symbol: str, limit: int, fmt: str) -> None:
     """The order book of SYMBOL: best bids and asks."""
     symbol = _symbol(symbol)
     cls = _task_class(settings.market, "FetchOrderBook")
@@ -535,23 +645,40 @@ def depth(settings: Settings, symbol: str, limit: int) -> None:
             return dict(task.result)
 
     book = run_trio(settings, go)
-    title = f"{settings.market.label} {symbol} order book"
-    table = Table(title=title, title_justify="left")
-    for name in ("bid qty", "bid", "ask", "ask qty"):
-        table.add_column(name, justify="right")
     bids, asks = book.get("bids", []), book.get("asks", [])
+    if fmt == "json":
+        print_json(book)
+        return
+    if fmt == "csv":
+        print_csv(
+            [{"side": side, "level": i, "price": level[0], "quantity": level[1]}
+             for side, levels in (("bid", bids), ("ask", asks))
+             for i, level in enumerate(levels, 1)],
+            header=("side", "level", "price", "quantity"),
+        )
+        return
+    cells = []
     for i in range(max(len(bids), len(asks))):
         bid = bids[i] if i < len(bids) else ["", ""]
         ask = asks[i] if i < len(asks) else ["", ""]
-        table.add_row(bid[1], f"[green]{bid[0]}[/]", f"[red]{ask[0]}[/]", ask[1])
-    console.print(table)
+        cells.append([bid[1], f"[green]{bid[0]}[/]", f"[red]{ask[0]}[/]", ask[1]])
+    columns = [Column("bid qty"), Column("bid"), Column("ask"), Column("ask qty")]
+    title = f"{settings.market.label} {symbol} order book"
+    console.print(fitted_table(console, title, columns, cells))
 
 
 @cli.command()
 @click.argument("symbol")
 @click.argument("interval")
-@click.option("--start", required=True, help="Epoch ms or ISO date/time (UTC), inclusive.")
-@click.option("--end", default=None, help="Epoch ms or ISO date/time (UTC), exclusive [now].")
+@click.option(
+    "--start",
+    required=True,
+    metavar="TIME",
+    help="Inclusive: epoch ms, ISO date/time, now, today, yesterday, '30 days ago' (UTC).",
+)
+@click.option(
+    "--end", default=None, metavar="TIME", help="Exclusive, same forms as --start [now]."
+)
 @click.option(
     "-o",
     "--output",
@@ -573,6 +700,8 @@ def depth(settings: Settings, symbol: str, limit: int) -> None:
     default=None,
     help="Keep verified archives here; a second run downloads nothing.",
 )
+@market_option
+@format_option
 @pass_settings
 # Over 60 lines: click passes every option as an argument; the body itself is short.
 def klines(
@@ -585,6 +714,7 @@ def klines(
     concurrency: int,
     source: str,
     cache_dir: Path | None,
+    fmt: str,
 ) -> None:
     """Download SYMBOL's INTERVAL klines from --start to --end into a file."""
     from ..history import Progress, download_klines_to_file, interval_ms
@@ -594,8 +724,9 @@ def klines(
         interval_ms(interval)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="INTERVAL") from None
-    lo = _time_option(start, "--start")
-    hi = _time_option(end, "--end") if end is not None else None
+    now = _times.utc_now()  # read once: "--start '1 day ago' --end now" is one day exactly
+    lo = _time_option(start, "--start", now)
+    hi = _time_option(end, "--end", now) if end is not None else None
     if hi is not None and lo >= hi:
         raise click.BadParameter(
             f"{_fmt_ms(lo)} is not before --end ({_fmt_ms(hi)}): the range [start, end) "
@@ -617,7 +748,8 @@ def klines(
         async with settings.open_client(learn_limits=True) as client:
             stop = hi if hi is not None else client.server_time_ms()
             async with trio.open_nursery() as nursery:
-                if err_console.is_terminal:  # a bar in a log file is noise (and a stray line)
+                # A bar in a log file is noise (and a stray line); --quiet asks for none.
+                if err_console.is_terminal and not settings.quiet:
                     nursery.start_soon(_show_progress, progress, nursery.cancel_scope)
                 if parquet:
                     from ..parquet import download_klines_to_parquet
@@ -637,6 +769,18 @@ def klines(
             return written
 
     written = run_trio(settings, go)
+    record = {
+        "market": settings.market.value,
+        "symbol": symbol,
+        "interval": interval,
+        "output": str(output),
+        "rows": written,
+        "archiveFiles": progress.archives_done,
+        "restPages": progress.pages_done,
+        "weight": progress.weight,
+    }
+    if _record(fmt, record):
+        return
     archived = f"{progress.archives_done} archive files and " if progress.archives_total else ""
     say(
         f"{written} rows written to {output} "
@@ -644,16 +788,16 @@ def klines(
     )
 
 
-def _time_option(value: str, option: str) -> int:
-    """Epoch ms from ``value`` (epoch ms or ISO, UTC), within the library's sane range."""
+def _time_option(value: str, option: str, now: dt.datetime) -> int:
+    """Epoch ms from ``value`` (`_times`' grammar, relative to ``now``), within the
+    library's sane range; a click error naming ``option`` otherwise."""
     from ..history import _time_arg
 
     try:
-        return _time_arg(option.lstrip("-"), value)
+        return _time_arg(option.lstrip("-"), _times.parse_time(value, now=now))
     except (ValueError, TypeError) as exc:
-        raise click.BadParameter(
-            str(exc).removeprefix(f"{option.lstrip('-')}: "), param_hint=option
-        ) from None
+        message = str(exc).removeprefix(f"{option.lstrip('-')}: ")
+        raise click.BadParameter(message, param_hint=option) from None
 
 
 async def _show_progress(progress: Any, scope: trio.CancelScope) -> None:
@@ -690,9 +834,17 @@ async def _show_progress(progress: Any, scope: trio.CancelScope) -> None:
 @click.argument("symbols", nargs=-1, required=True)
 @click.option("--every", default="1s", show_default=True, help="Refresh period, e.g. 500ms, 2s.")
 @click.option("--rounds", type=int, default=None, help="Stop after this many refreshes.")
+@market_option
+@format_option
 @pass_settings
-def watch(settings: Settings, symbols: tuple[str, ...], every: str, rounds: int | None) -> None:
-    """A live table of SYMBOLS' tickers: a TaskRing of GatherTasks, one per period."""
+def watch(
+    settings: Settings, symbols: tuple[str, ...], every: str, rounds: int | None, fmt: str
+) -> None:
+    """A live table of SYMBOLS' tickers: a TaskRing of GatherTasks, one per period.
+
+    With --format json, one JSON object per ticker per round (JSON lines); with csv, a
+    header and then a row per ticker per round. Each round is flushed as it comes.
+    """
     from rich.live import Live
 
     from ..pipeline import GatherTask, Operator, TaskRing
@@ -706,12 +858,20 @@ def watch(settings: Settings, symbols: tuple[str, ...], every: str, rounds: int 
     # On a terminal the table is redrawn in place; into a pipe or a file, where nothing can
     # be redrawn, each round's table is printed after the last.
     live = Live(console=console, auto_refresh=False) if console.is_terminal else None
+    if fmt != "table":
+        live = None
+    stream = CsvStream()
 
-    def show(table: Table) -> None:
-        if live is not None:
-            live.update(table, refresh=True)
+    def show(number: int, tickers: list[dict[str, Any]]) -> None:
+        if fmt == "json":
+            for row in tickers:
+                print_json({"round": number, **row}, line=True)
+        elif fmt == "csv":
+            stream.write([{"round": number, **row} for row in tickers])
+        elif live is not None:
+            live.update(_ticker_table(settings.market, tickers), refresh=True)
         else:
-            console.print(table)
+            console.print(_ticker_table(settings.market, tickers))
 
     async def go() -> int:
         shown = 0
@@ -721,8 +881,8 @@ def watch(settings: Settings, symbols: tuple[str, ...], every: str, rounds: int 
                     async for task in finished:
                         if task.error is not None:
                             raise task.error
-                        show(_ticker_table(settings.market, [_one(r) for r in task.result]))
                         shown += 1
+                        show(shown, [_one(r) for r in task.result])
         return shown
 
     run_trio(settings, go)
@@ -761,7 +921,9 @@ def demo(settings: Settings, rounds: int) -> None:
     async def go() -> None:
         async with settings.open_client() as client:
             for number, (title, example) in enumerate(examples.EXAMPLES, 1):
-                console.rule(f"[bold]{number}. {title}")
+                # A rule as wide as the terminal; 80 columns into a pipe or a file.
+                width = console.width if console.is_terminal else 80
+                console.print(Rule(f"[bold]{number}. {title}"), width=width)
                 if example in (examples.ticker_every_second, examples.ticker_and_time_every_second):
                     await partial(example, rounds=rounds)(client, out)
                 else:
@@ -828,8 +990,10 @@ def sim(
 
 
 @cli.command()
+@market_option
+@format_option
 @pass_settings
-def account(settings: Settings) -> None:
+def account(settings: Settings, fmt: str) -> None:
     """Balances of the account the keys belong to (signed)."""
     cls = _task_class(settings.market, "FetchBalances")
     task = cls(omitZeroBalances=True)
@@ -840,14 +1004,17 @@ def account(settings: Settings) -> None:
             return list(task.result)
 
     balances = run_trio(settings, go)
-    table = Table(title=f"{settings.market.label} balances", title_justify="left")
+    if fmt == "json":
+        print_json(balances)
+        return
+    if fmt == "csv":
+        print_csv(balances)
+        return
     keys = [k for k in ("asset", "free", "locked", "balance", "availableBalance")
             if balances and k in balances[0]]
-    for key in keys:
-        table.add_column(key, justify="left" if key == "asset" else "right")
-    for row in balances:
-        table.add_row(*(str(row.get(k, "")) for k in keys))
-    console.print(table)
+    columns = [Column(k, numeric=k != "asset") for k in keys]
+    rows = [[str(row.get(k, "")) for k in keys] for row in balances]
+    console.print(fitted_table(console, f"{settings.market.label} balances", columns, rows))
 
 
 @cli.command()
@@ -857,6 +1024,8 @@ def account(settings: Settings) -> None:
 @click.option("--price", default=None, help="Limit price; without it the order is MARKET.")
 @click.option("--tif", default="GTC", show_default=True, help="Time in force for LIMIT orders.")
 @click.option("--yes", is_flag=True, help="Place it without asking.")
+@market_option
+@format_option
 @pass_settings
 def order(
     settings: Settings,
@@ -866,8 +1035,9 @@ def order(
     price: str | None,
     tif: str,
     yes: bool,
+    fmt: str,
 ) -> None:
-    """Place one order (signed). Asks for confirmation unless --yes."""
+    """Place one order (signed). Asks for confirmation (on stderr) unless --yes."""
     cls = _task_class(settings.market, "NewOrder")
     symbol = _symbol(symbol)
     params: dict[str, Any] = {"symbol": symbol, "side": side.upper(), "quantity": quantity}
@@ -880,7 +1050,9 @@ def order(
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc)) from None
     what = f"{task} (client order id {task.newClientOrderId})"
-    if not yes and not click.confirm(f"Place {what} on {settings.market.label}?", default=False):
+    # The question goes to stderr, so that stdout holds only the answer (json, csv).
+    question = f"Place {what} on {settings.market.label}?"
+    if not yes and not click.confirm(question, default=False, err=True):
         err_console.print("not placed")
         raise SystemExit(1)
 
@@ -890,6 +1062,8 @@ def order(
             return dict(task.result)
 
     placed = run_trio(settings, go)
+    if _record(fmt, placed):
+        return
     say(
         f"placed: order {placed.get('orderId')} {placed.get('status', '')} "
         f"(client order id {placed.get('clientOrderId', task.newClientOrderId)})"
