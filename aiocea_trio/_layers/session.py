@@ -26,6 +26,13 @@ __all__ = ["Session", "server_time"]
 logger = logging.getLogger("aiocea_trio.client")
 
 _INVALID_TIMESTAMP: Final = -1021
+_MOCKED_HINT: Final = (
+    "aiocea_trio: {what} is the client's own request: it reads each market's exchangeInfo "
+    "once for the rate limits, and the server time before signed requests. Under respx, "
+    "call aiocea_trio.testing.mock_exchange_info(respx_mock) to answer both, or pass "
+    "limiter=RateLimiter(learn_limits=False) and auto_sync_time=False to the client "
+    "(docs/testing.md)."
+)
 
 
 def server_time(data: Any, call: Call) -> int:
@@ -132,4 +139,8 @@ class Session:
             data = await self._inner(call)
             return before, data, self._local_ms()
 
-        return await retried(self._policy, self._counters, once, "request")
+        try:
+            return await retried(self._policy, self._counters, once, "request")
+        except AssertionError as exc:  # a mocked transport (respx) refusing the request
+            exc.add_note(_MOCKED_HINT.format(what=call.describe))
+            raise
