@@ -1,11 +1,19 @@
-"""Every ```python block in README.md and docs/ runs, in order, against the simulator.
+"""Every ```python block in README.md, docs/ and docs/zh/ runs, against the simulator.
 
-Blocks of one page share a namespace, like a reader going down the page. A block
-right after an ``<!-- no-test -->`` line is skipped (used only for code that
-needs real keys or the internet). The examples carry their own asserts.
+Each block stands alone: it runs in a fresh namespace, as a reader who copies one example would
+run it. A page whose examples build on each other says so at its top, visibly and with the
+marker line ``<!-- examples: chained -->``; its blocks then share one namespace, in order, like
+a reader going down the page. A block right after an ``<!-- no-test -->`` line is skipped (used
+only for code that needs real keys or the internet, or aiocea's own code). The examples carry
+their own asserts.
 
-``trio.run`` gets trio's autojump ``MockClock`` here, so examples that wait for
-rate-limit windows or ring intervals run instantly, as they would in a test.
+The Chinese pages in docs/zh/ translate the prose and keep the code: each has the same python
+blocks as its English original, comments and string contents aside, so they run here too and
+cannot fall out of step.
+
+``trio.run`` gets trio's autojump ``MockClock`` here, so examples that wait for rate-limit
+windows or ring intervals run instantly, as they would in a test. Each page runs in its own
+temporary working directory.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +30,27 @@ import trio
 import trio.testing
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+DOCS = ROOT / "docs"
+PAGES = sorted([ROOT / "README.md", *DOCS.glob("*.md"), *(DOCS / "zh").glob("*.md")])
 BLOCK = re.compile(r"(<!-- no-test -->\s*\n)?```python\n(.*?)```", re.DOTALL)
+CHAINED = "<!-- examples: chained -->"
+#: Each Chinese page and the English page it translates.
+TRANSLATIONS = {
+    DOCS / "zh" / "README.md": ROOT / "README.md",
+    DOCS / "zh" / "migration.md": DOCS / "migration.md",
+}
 
 
 def _blocks(page: Path) -> list[str]:
     return [code for skip, code in BLOCK.findall(page.read_text()) if not skip]
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p)], ids=lambda p: p.name)
-def test_examples_run(page: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _page_id(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p)], ids=_page_id)
+def test_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_run = trio.run
 
     def run_with_mock_clock(*args: Any, **kwargs: Any) -> Any:
@@ -38,24 +58,73 @@ def test_examples_run(page: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         return real_run(*args, **kwargs)
 
     monkeypatch.setattr(trio, "run", run_with_mock_clock)
-    namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
+    monkeypatch.chdir(tmp_path)
+    chained = CHAINED in page.read_text()
+    name = _page_id(page)
+    namespace: dict[str, object] = {}
     out = io.StringIO()
     for number, code in enumerate(_blocks(page), 1):
-        compiled = compile(code, f"{page.name}[block {number}]", "exec")
+        if not chained or not namespace:
+            namespace = {"__name__": f"docs_{page.stem}_{number}"}
+        compiled = compile(code, f"{name}[block {number}]", "exec")
         with contextlib.redirect_stdout(out):
             exec(compiled, namespace)
 
 
-def test_api_reference_is_current() -> None:
-    import importlib.util
+def test_chained_pages_say_so() -> None:
+    """The marker sits at the top of the page, with a sentence a reader sees."""
+    for page in PAGES:
+        text = page.read_text()
+        if CHAINED not in text:
+            continue
+        head = text.split("```", 1)[0]
+        assert CHAINED in head, f"{_page_id(page)}: the marker must come before the first code"
+        assert "build on each other" in head or "依次" in head, (
+            f"{_page_id(page)}: say in words that the examples build on each other"
+        )
 
-    spec = importlib.util.spec_from_file_location("gen_api", ROOT / "docs" / "gen_api.py")
-    assert spec is not None
-    assert spec.loader is not None
-    gen_api = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen_api)
-    current = (ROOT / "docs" / "api.md").read_text()
-    assert gen_api.render() == current, "docs/api.md is stale: run python docs/gen_api.py"
+
+def _code_only(code: str) -> list[tuple[int, str]]:
+    """The block's tokens without comments and string contents (those may be translated)."""
+    tokens = tokenize.generate_tokens(io.StringIO(code).readline)
+    kept = []
+    for token in tokens:
+        if token.type in (tokenize.COMMENT, tokenize.NL):
+            continue
+        if token.type == tokenize.STRING:
+            kept.append((token.type, "<str>"))
+            continue
+        kept.append((token.type, token.string))
+    return kept
+
+
+@pytest.mark.parametrize("page", sorted(TRANSLATIONS), ids=_page_id)
+def test_translation_keeps_the_code(page: Path) -> None:
+    original = TRANSLATIONS[page]
+    ours = BLOCK.findall(page.read_text())
+    theirs = BLOCK.findall(original.read_text())
+    assert len(ours) == len(theirs), (
+        f"{_page_id(page)} has {len(ours)} python blocks, {_page_id(original)} {len(theirs)}"
+    )
+    for number, ((skip_ours, code_ours), (skip_theirs, code_theirs)) in enumerate(
+        zip(ours, theirs, strict=True), 1
+    ):
+        assert bool(skip_ours) == bool(skip_theirs), f"block {number}: no-test differs"
+        assert _code_only(code_ours) == _code_only(code_theirs), (
+            f"{_page_id(page)} block {number} differs from {_page_id(original)}'s"
+        )
+
+
+def test_every_translation_is_listed() -> None:
+    assert set((DOCS / "zh").glob("*.md")) == set(TRANSLATIONS)
+
+
+def test_no_links_outside_the_repository() -> None:
+    """Docs speak of what they mean, not of files that only exist beside the repository."""
+    outside = re.compile(r"\.\./shared|shared/|DESIGN\.md|binance-api\.md")
+    for page in PAGES:
+        found = outside.findall(page.read_text())
+        assert not found, f"{_page_id(page)} refers to files outside the repository: {found}"
 
 
 def test_cli_page_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,7 +136,7 @@ def test_cli_page_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     from aiocea_trio.cli._app import cli
 
     monkeypatch.chdir(tmp_path)
-    text = (ROOT / "docs" / "cli.md").read_text()
+    text = (DOCS / "cli.md").read_text()
     lines = [
         line.strip()
         for block in re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
