@@ -33,7 +33,12 @@ def test_site_builds_strict(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for page in ("index.html", "reference/pipeline/index.html", "zh/index.html", "changelog/index.html"):
+    for page in (
+        "index.html",
+        "reference/pipeline/index.html",
+        "zh/index.html",
+        "changelog/index.html",
+    ):
         assert (site / page).is_file(), page
     changelog = (site / "changelog" / "index.html").read_text()
     assert "Unreleased" in changelog, "docs/changelog.md must include CHANGELOG.md"
