@@ -7,8 +7,9 @@ once). The client reserves weights from here, the catalog's tasks point at their
 history downloader takes its paths from here, and the simulator serves and charges the same
 entries, so a route it serves and a weight the client reserves cannot disagree.
 
-Sources for the numbers and their caveats: ``binance-api.md`` §2-§5 in the project's shared
-notes, and Binance's own documentation, which wins.
+Source for the numbers: Binance's API documentation for spot, USDⓈ-M and COIN-M futures
+(endpoint pages, "Limits" and "Rate limits" sections); where its figures and the live
+exchange's headers disagree, the exchange's headers win at run time.
 """
 
 from __future__ import annotations
