@@ -80,13 +80,16 @@ class CsvStream:
 
     def __init__(self, header: Sequence[str] | None = None) -> None:
         self.header: list[str] | None = list(header) if header is not None else None
+        self.started = False
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         if self.header is None:
             self.header = columns_of(rows)
+        if not self.started:
             writer.writerow(self.header)
+            self.started = True
         for row in rows:
             writer.writerow([csv_cell(row.get(key)) for key in self.header])
         _write(buffer.getvalue())
