@@ -142,8 +142,30 @@ def test_sim_klines_to_parquet(runner: CliRunner, tmp_path: Path) -> None:
     table = pq.read_table(target)
     assert table.num_rows == 96
     assert table.column_names[0] == "open_time"
-    first = table.column("open_time")[0].as_py()  # a timestamp (typed) or epoch ms (strings)
-    assert first in (1709251200000, dt.datetime(2024, 3, 1, tzinfo=dt.UTC))
+    assert table.column("open_time")[0].as_py() == dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    assert str(table.schema.field("open").type) == "double"  # typed by default
+
+
+def test_sim_klines_to_parquet_with_string_columns(runner: CliRunner, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    target = tmp_path / "eth.parquet"
+    out = _ok(runner, "klines", "ETHUSDT", "1h", "--start", "2024-03-01", "--end", "2024-03-02",
+              "-o", str(target), "--string-columns")
+    assert "24 rows written" in out
+    table = pq.read_table(target)
+    assert table.column("open_time")[0].as_py() == 1709251200000
+    assert str(table.schema.field("open").type) == "string"
+    assert "." in table.column("open")[0].as_py()  # Binance's exact text
+
+
+def test_string_columns_is_for_parquet_only(runner: CliRunner, tmp_path: Path) -> None:
+    target = tmp_path / "eth.csv"
+    result = runner.invoke(cli, ["--sim", "klines", "ETHUSDT", "1h", "--start", "2024-03-01",
+                                 "-o", str(target), "--string-columns"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: Invalid value for --string-columns: ")
+    assert not target.exists()
 
 
 def test_sim_watch_a_few_rounds(runner: CliRunner) -> None:

@@ -700,6 +700,11 @@ def depth(settings: Settings, symbol: str, limit: int, fmt: str) -> None:
     default=None,
     help="Keep verified archives here; a second run downloads nothing.",
 )
+@click.option(
+    "--string-columns",
+    is_flag=True,
+    help="the pre-0.2 all-string Parquet layout (only for a .parquet output).",
+)
 @market_option
 @format_option
 @pass_settings
@@ -714,6 +719,7 @@ def klines(
     concurrency: int,
     source: str,
     cache_dir: Path | None,
+    string_columns: bool,
     fmt: str,
 ) -> None:
     """Download SYMBOL's INTERVAL klines from --start to --end into a file."""
@@ -734,6 +740,11 @@ def klines(
             param_hint="--start",
         )
     parquet = output.suffix.lower() == ".parquet"
+    if string_columns and not parquet:
+        raise click.BadParameter(
+            f"{output} is a CSV file, always Binance's text; --string-columns is for .parquet",
+            param_hint="--string-columns",
+        )
     if parquet:
         try:
             import pyarrow  # noqa: F401
@@ -757,7 +768,7 @@ def klines(
                     written = await download_klines_to_parquet(
                         client, output, symbol, interval, lo, stop,
                         market=settings.market, max_concurrency=concurrency, progress=progress,
-                        source=source, cache_dir=cache_dir,
+                        source=source, cache_dir=cache_dir, string_columns=string_columns,
                     )
                 else:
                     written = await download_klines_to_file(
