@@ -48,7 +48,7 @@ def test_wheel_has_license_metadata_and_the_package_only(built: tuple[Path, Path
         "Changelog",
     }
     assert "binance" in next(line for line in meta.splitlines() if line.startswith("Keywords:"))
-    assert "aiocea_trio = aiocea_trio.testing" in entry_points  # the pytest plugin
+    assert "aiocea_trio.testing = aiocea_trio.testing" in entry_points  # the pytest plugin
     assert "aiocea-trio = aiocea_trio.cli:main" in entry_points
 
 
