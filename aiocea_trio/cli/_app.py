@@ -868,10 +868,10 @@ def watch(
 
     # On a terminal the table is redrawn in place; into a pipe or a file, where nothing can
     # be redrawn, each round's table is printed after the last.
-    live = Live(console=console, auto_refresh=False) if console.is_terminal else None
-    if fmt != "table":
-        live = None
-    stream = CsvStream()
+    # Machine formats are streams: never a live display, whatever stdout is.
+    redraw = console.is_terminal and fmt == "table"
+    live = Live(console=console, auto_refresh=False) if redraw else None
+    stream = CsvStream()  # --format csv: the header once, then rows as rounds come
 
     def show(number: int, tickers: list[dict[str, Any]]) -> None:
         if fmt == "json":
