@@ -89,7 +89,8 @@ class BinanceClient:
             each client has its own, which learns the limits from exchangeInfo.
         retries: how many times a GET is retried after a transport error,
             timeout, 5xx or 429 (with exponential backoff and jitter).
-        retry_wait_initial, retry_wait_max: the backoff's first and longest wait (s).
+        retry_wait_initial: the backoff's first wait (s).
+        retry_wait_max: the backoff's longest wait (s).
         order_attempts: how many times an order placement or cancel is tried,
             each resend only after the exchange said it does not have the order.
         order_lookup_delay: seconds to wait after an ambiguous order failure

@@ -81,9 +81,8 @@ def _entry_point_name() -> str:
 
 def test_p_flag_next_to_the_entry_point(tmp_path: Path) -> None:
     """``-p aiocea_trio.testing`` with autoloading on: pluggy refuses a module registered
-    under two names, so this works once the entry point is named like the module."""
-    if _entry_point_name() != "aiocea_trio.testing":
-        pytest.xfail("pyproject's pytest11 entry point is not named 'aiocea_trio.testing'")
+    under two names, so the entry point is named like the module."""
+    assert _entry_point_name() == "aiocea_trio.testing"
     count = _write_samples(tmp_path)
     result = _pytest(tmp_path, "-p", "aiocea_trio.testing")
     assert result.returncode == 0, result.stdout + result.stderr
