@@ -56,6 +56,14 @@ from .errors import BinanceTransportError as BinanceTransportError
 from .errors import ClientNotOpenError as ClientNotOpenError
 from .errors import InsecureTransportError as InsecureTransportError
 from .errors import OrderStatusUnknownError as OrderStatusUnknownError
+from .frames import AGG_TRADE_COLUMNS as AGG_TRADE_COLUMNS
+from .frames import FUNDING_RATE_COLUMNS as FUNDING_RATE_COLUMNS
+from .frames import KLINE_COLUMNS as KLINE_COLUMNS
+from .frames import agg_trade_schema as agg_trade_schema
+from .frames import download_klines_frame as download_klines_frame
+from .frames import funding_rate_schema as funding_rate_schema
+from .frames import kline_schema as kline_schema
+from .frames import open_kline_batch_stream as open_kline_batch_stream
 from .history import Gap as Gap
 from .history import HistoryRows as HistoryRows
 from .history import Progress as Progress
@@ -183,8 +191,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AGG_TRADE_COLUMNS",
     "DEMO_API_KEY",
     "DEMO_API_SECRET",
+    "FUNDING_RATE_COLUMNS",
+    "KLINE_COLUMNS",
     "MAX_BAN_SECONDS",
     "MAX_RATE_LIMIT_PAUSE",
     "ArchiveChecksumError",
@@ -301,13 +312,18 @@ __all__ = [
     "UsdMServerTime",
     "UsdMTestOrder",
     "__version__",
+    "agg_trade_schema",
     "download_agg_trades",
     "download_funding_rates",
     "download_klines",
+    "download_klines_frame",
     "download_klines_to_file",
     "download_klines_to_parquet",
+    "funding_rate_schema",
+    "kline_schema",
     "market_for_path",
     "new_client_order_id",
+    "open_kline_batch_stream",
     "open_kline_block_stream",
     "open_kline_stream",
     "task_function",

@@ -1,8 +1,10 @@
 """Klines into a Parquet file, at archive speed and in flat memory (the ``parquet`` extra).
 
-A whole archive file's CSV goes to Arrow through pyarrow's CSV reader (C++,
-outside the GIL), never through Python rows; REST pages are converted column
-by column. Row groups are written as they fill, so memory stays bounded
+The columns are typed as in ``aiocea_trio.frames`` (UTC ms timestamps, int64 trade
+counts, float64 or exact decimal prices), or the first files' all-text layout with
+``string_columns=True``. Batches come from ``open_kline_batch_stream``: a whole archive
+file's CSV goes to Arrow through pyarrow's CSV reader (C++, outside the GIL), never
+through Python rows. Row groups are written as they fill, so memory stays bounded
 however long the range.
 """
 
@@ -15,15 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from .archives import KlineBlock
-from .history import (
-    KLINE_COLUMNS,
-    HistoryClient,
-    Progress,
-    Row,
-    TimeLike,
-    open_kline_block_stream,
-)
+from .frames import _require, kline_schema, open_kline_batch_stream
+from .history import HistoryClient, Progress, TimeLike
 from .markets import Market
 
 if TYPE_CHECKING:
@@ -34,48 +29,12 @@ __all__ = ["download_klines_to_parquet"]
 
 #: Rows per Parquet row group: about 25 MB of Arrow data in memory at most.
 ROW_GROUP_ROWS: Final = 1 << 18
-_INT_COLUMNS: Final = frozenset({"open_time", "close_time", "trades"})
 
 
 def _pyarrow() -> Any:
-    try:
-        import pyarrow
-        import pyarrow.csv
-        import pyarrow.parquet
-    except ImportError:
-        raise ImportError(
-            "writing Parquet needs pyarrow: pip install 'aiocea-trio[parquet]'"
-        ) from None
+    pyarrow = _require("pyarrow", "writing Parquet")
+    _require("pyarrow.parquet", "writing Parquet")
     return pyarrow
-
-
-def kline_schema() -> pa.Schema:
-    """Binance's 12 kline columns: int64 times and trade counts, the rest as exact text."""
-    pa = _pyarrow()
-    return pa.schema(
-        [(name, pa.int64() if name in _INT_COLUMNS else pa.string()) for name in KLINE_COLUMNS]
-    )
-
-
-def _table(batch: list[Row] | KlineBlock, schema: pa.Schema) -> pa.Table:
-    """One batch as an Arrow table. Blocking (pyarrow's CSV reader releases the GIL)."""
-    pa = _pyarrow()
-    if isinstance(batch, KlineBlock):
-        table = pa.csv.read_csv(
-            pa.py_buffer(batch.data),
-            read_options=pa.csv.ReadOptions(column_names=list(KLINE_COLUMNS)),
-            convert_options=pa.csv.ConvertOptions(
-                column_types=schema, strings_can_be_null=False, quoted_strings_can_be_null=False
-            ),
-        )
-        if table.num_rows != batch.count:
-            raise ValueError(f"read {table.num_rows} rows from a block of {batch.count}")
-        return table
-    columns = [[row[i] for row in batch] for i in range(len(KLINE_COLUMNS))]
-    return pa.Table.from_arrays(
-        [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)],
-        schema=schema,
-    )
 
 
 def _write(writer: pq.ParquetWriter, tables: list[pa.Table], *, final: bool) -> list[pa.Table]:
@@ -94,14 +53,13 @@ def _write(writer: pq.ParquetWriter, tables: list[pa.Table], *, final: bool) -> 
 
 async def _write_batches(
     writer: pq.ParquetWriter,
-    batches: trio.MemoryReceiveChannel[list[Row] | KlineBlock],
-    schema: pa.Schema,
+    batches: trio.abc.ReceiveChannel[pa.RecordBatch],
 ) -> int:
     """Write every batch, a row group each time ``ROW_GROUP_ROWS`` rows have come."""
     pending: list[pa.Table] = []
     pending_rows = written = 0
     async for batch in batches:
-        table = await trio.to_thread.run_sync(_table, batch, schema)
+        table = _pyarrow().Table.from_batches([batch])
         pending.append(table)
         pending_rows += table.num_rows
         written += table.num_rows
@@ -130,18 +88,23 @@ async def download_klines_to_parquet(
     archive_url: str | None = None,
     cache_dir: str | Path | None = None,
     pause_gc: bool = True,
+    decimal: bool = False,
+    string_columns: bool = False,
 ) -> int:
     """Write klines with open time in ``[start, end)`` to a Parquet file; returns the row count.
 
-    The columns are Binance's 12, with ``open_time``, ``close_time`` and ``trades``
-    as int64 and the prices and volumes as the exact text the exchange sends. The
-    file is written whole (Parquet cannot be appended to) under a ``.part`` name
-    and renamed when complete, so an interrupted download leaves no half file.
-    Other arguments are as in ``download_klines``. Batches come from
-    ``open_kline_block_stream``: a whole archive file is read by pyarrow's CSV reader.
+    The columns are Binance's 12, typed as ``kline_schema`` says: ``open_time`` and
+    ``close_time`` as ``timestamp[ms, tz=UTC]``, ``trades`` as int64, prices and
+    volumes as float64, or ``decimal128(38, 8)`` with ``decimal=True`` (exact).
+    ``string_columns=True`` writes the first versions' layout instead: int64 times and
+    counts, the rest as the exact text the exchange sends. Either way the same rows make
+    the same bytes whichever source served them. The file is written whole (Parquet
+    cannot be appended to) under a ``.part`` name and renamed when complete, so an
+    interrupted download leaves no half file. Other arguments are as in
+    ``download_klines``. Batches come from ``open_kline_batch_stream``.
     """
     # Every argument is checked before the first byte of the file is written.
-    stream = open_kline_block_stream(
+    stream = open_kline_batch_stream(
         client,
         symbol,
         interval,
@@ -154,16 +117,18 @@ async def download_klines_to_parquet(
         archive_url=archive_url,
         cache_dir=cache_dir,
         pause_gc=pause_gc,
+        decimal=decimal,
+        string_columns=string_columns,
     )
     arrow = _pyarrow()
-    schema = kline_schema()
+    schema = kline_schema(decimal=decimal, string_columns=string_columns)
     target = Path(path)
     part = target.with_name(target.name + ".part")
     writer = await trio.to_thread.run_sync(arrow.parquet.ParquetWriter, str(part), schema)
     done = False
     try:
         async with stream as batches:
-            written = await _write_batches(writer, batches, schema)
+            written = await _write_batches(writer, batches)
         done = True
     finally:
         with trio.CancelScope(shield=True):

@@ -18,8 +18,14 @@ downloads every file again (no client cache). The auto and rest results are chec
 identical: the same rows in memory, the same bytes in the files (Parquet: the sha256 of
 the file pyarrow writes for the same table).
 
-    python benchmarks/bench_archives.py            # five years
-    python benchmarks/bench_archives.py --years 1  # a shorter run
+Typed frames (issue 16): the same five years with ``download_klines_frame`` into a typed
+pandas and a polars DataFrame (``source="auto"``), each run in a fresh process so that its
+peak RSS (``ru_maxrss``: imports included) is its own; three runs each, best and median
+reported. Targets: under 3 s and under 400 MB.
+
+    python benchmarks/bench_archives.py                 # five years, every way
+    python benchmarks/bench_archives.py --years 1       # a shorter run
+    python benchmarks/bench_archives.py --frames-only   # only the typed frames
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import gc
 import hashlib
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +52,7 @@ from aiocea_trio import (
     BinanceClient,
     Progress,
     download_klines,
+    download_klines_frame,
     download_klines_to_file,
     download_klines_to_parquet,
 )
@@ -109,7 +118,57 @@ async def timed(
     }, made
 
 
-async def main(years: int, out_dir: Path) -> dict[str, Any]:
+FRAME_RUNS = 3
+
+
+async def frame_child(url: str, library: str, start: str, end: str) -> dict[str, Any]:
+    """One typed-frame download in this (fresh) process: seconds, rows, peak RSS."""
+    async with BinanceClient(base_url=url, timeout=60) as client:
+        progress = Progress()
+        began = time.perf_counter()
+        frame = await download_klines_frame(
+            client, "BTCUSDT", "1m", start, end, library=library, progress=progress
+        )
+        seconds = time.perf_counter() - began
+    dtypes = sorted({str(t) for t in (frame.dtypes if library == "pandas" else frame.schema.dtypes())})
+    return {
+        "library": library,
+        "rows": len(frame),
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "archive_files": progress.archives_done,
+        "rest_pages": progress.pages_done,
+        "dtypes": dtypes,
+    }
+
+
+def frames(url: str, start: str, end: str) -> dict[str, Any]:
+    """``FRAME_RUNS`` runs per library, each in its own process: every run and the summary."""
+    out: dict[str, Any] = {"runs": []}
+    for library in ("pandas", "polars"):
+        runs = []
+        for _ in range(FRAME_RUNS):
+            child = subprocess.run(
+                [sys.executable, __file__, "--frame-child", library, "--url", url,
+                 "--start", start, "--end", end],
+                check=True, capture_output=True, text=True,
+            )
+            runs.append(json.loads(child.stdout.splitlines()[-1]))
+        out["runs"] += runs
+        seconds = [r["seconds"] for r in runs]
+        rss = [r["peak_rss_mb"] for r in runs]
+        out[library] = {
+            "rows": runs[0]["rows"],
+            "seconds_best": min(seconds),
+            "seconds_median": statistics.median(seconds),
+            "peak_rss_mb_best": min(rss),
+            "peak_rss_mb_median": statistics.median(rss),
+            "dtypes": runs[0]["dtypes"],
+        }
+    return out
+
+
+async def main(years: int, out_dir: Path, frames_only: bool = False) -> dict[str, Any]:
     start = "2020-06-01"
     end = f"{2020 + years}-06-01"
     report: dict[str, Any] = {
@@ -117,6 +176,9 @@ async def main(years: int, out_dir: Path) -> dict[str, Any]:
     }
     with served_simulator() as url:
         await timed(url, "auto", start, end, None)  # warm the simulator's archive cache
+        report["frames"] = await trio.to_thread.run_sync(frames, url, start, end)
+        if frames_only:
+            return report
         for into, target in (
             ("memory", None),
             ("csv", out_dir / "bench_archives.csv"),
@@ -136,7 +198,21 @@ async def main(years: int, out_dir: Path) -> dict[str, Any]:
     return report
 
 
+def print_frames(report: dict[str, Any]) -> None:
+    print(f"Typed frames, spot BTCUSDT 1m {report['range'][0]} to {report['range'][1]}, "
+          f"{FRAME_RUNS} runs each (fresh process):")
+    for library in ("pandas", "polars"):
+        f = report["frames"][library]
+        print(
+            f"  {library:7} rows={f['rows']} seconds best={f['seconds_best']} "
+            f"median={f['seconds_median']}  peak RSS MB best={f['peak_rss_mb_best']} "
+            f"median={f['peak_rss_mb_median']}  dtypes={', '.join(f['dtypes'])}"
+        )
+
+
 def print_table(report: dict[str, Any]) -> None:
+    if "results" not in report:
+        return
     cols = ["into", "source", "rows", "seconds", "rows_per_s", "archive_files", "rest_pages",
             "weight", "http_429"]
     title = (
@@ -164,13 +240,27 @@ def print_table(report: dict[str, Any]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--years", type=int, default=5)
+    parser.add_argument("--frames-only", action="store_true", help="only the typed frames")
+    parser.add_argument("--frame-child", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--start", help=argparse.SUPPRESS)
+    parser.add_argument("--end", help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.frame_child:
+        figures = trio.run(frame_child, options.url, options.frame_child, options.start, options.end)
+        print(json.dumps(figures))
+        sys.exit()
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        report = trio.run(main, options.years, Path(scratch))
+        report = trio.run(main, options.years, Path(scratch), options.frames_only)
     print_table(report)
+    print_frames(report)
     out = RESULTS / "bench_archives.json"
+    if options.frames_only and out.exists():  # keep the other figures of the last full run
+        report = {**json.loads(out.read_text()), "frames": report["frames"]}
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
-    if not all(report[into]["identical"] for into in ("memory", "csv", "parquet")):
+    if "results" in report and not all(
+        report[into]["identical"] for into in ("memory", "csv", "parquet")
+    ):
         sys.exit("auto and rest results differ")

@@ -1,4 +1,8 @@
-"""Klines into Parquet: archive blocks through pyarrow's CSV reader, REST pages by column."""
+"""Klines into Parquet: archive blocks through pyarrow's CSV reader, REST pages by column.
+
+The typed layout is the default; tests/test_frames.py checks its types and the
+``string_columns=True`` layout.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 import aiocea_trio.parquet as parquet  # noqa: E402
 from aiocea_trio import ArchiveChecksumError, Progress, download_klines  # noqa: E402
-from aiocea_trio.history import KLINE_COLUMNS, to_ms  # noqa: E402
+from aiocea_trio.history import to_ms  # noqa: E402
 from aiocea_trio.parquet import download_klines_to_parquet, kline_schema  # noqa: E402
 from aiocea_trio.sim import SimExchange  # noqa: E402
 
@@ -43,7 +47,7 @@ async def test_auto_and_rest_write_the_same_table_as_the_rows(
     assert auto.equals(rest)
     assert (tmp_path / "auto.parquet").read_bytes() == (tmp_path / "rest.parquet").read_bytes()
     assert written == auto.num_rows == len(rows) == (to_ms(END) - to_ms(START)) // 60_000
-    assert auto.to_pylist() == [dict(zip(KLINE_COLUMNS, row, strict=True)) for row in rows]
+    assert auto.equals(rows.to_arrow())  # typed: the rows' values, parsed
     assert (progress.archives_done, progress.pages_done) == (4, 1)  # Nov, Dec, Jan 1, Jan 2
     assert sorted(p.name for p in os.scandir(tmp_path)) == ["auto.parquet", "rest.parquet"]
 

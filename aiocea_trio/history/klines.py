@@ -411,7 +411,7 @@ async def _download(
                     break
         async for batch in batches:
             rows.extend(batch)
-    return HistoryRows(rows, gaps)
+    return HistoryRows(rows, gaps, kind="klines")
 
 
 async def download_klines(

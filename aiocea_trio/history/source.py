@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence, Sized
 from pathlib import Path
-from typing import Any, Final, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, runtime_checkable
 
 import attrs
 import httpx
@@ -19,6 +19,9 @@ import trio
 
 from ..archives import DEFAULT_ARCHIVE_URL, ArchiveFile, ArchiveHost, ArchiveNotFoundError
 from ..retries import RetryPolicy
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "ArchiveClient",
@@ -96,13 +99,49 @@ class Gap:
 
 
 class HistoryRows(list[Any]):
-    """The rows, in time order, plus the gaps the exchange's data has in the range."""
+    """The rows, in time order, plus the gaps the exchange's data has in the range.
+
+    ``kind`` says what the rows are (``"klines"``, ``"agg_trades"``, ``"funding_rates"``;
+    None: told from the first row), so that ``to_arrow``, ``to_pandas`` and ``to_polars``
+    give the right typed columns even for an empty download.
+    """
 
     gaps: list[Gap]
+    kind: str | None
 
-    def __init__(self, rows: Sequence[Any] = (), gaps: Sequence[Gap] = ()) -> None:
+    def __init__(
+        self, rows: Sequence[Any] = (), gaps: Sequence[Gap] = (), kind: str | None = None
+    ) -> None:
         super().__init__(rows)
         self.gaps = list(gaps)
+        self.kind = kind
+
+    def to_arrow(self, decimal: bool = False) -> Any:
+        """The rows as a typed ``pyarrow.Table`` (see ``aiocea_trio.frames``). Blocking.
+
+        Times are ``timestamp[ms, tz=UTC]``, counts and ids int64, prices and volumes
+        float64, or ``decimal128(38, 8)`` (exact) with ``decimal=True``.
+        """
+        from ..frames import rows_to_arrow
+
+        return rows_to_arrow(self, self.kind, decimal=decimal)
+
+    def to_pandas(self, decimal: bool = False) -> Any:
+        """The rows as a typed pandas DataFrame: ``datetime64[ms, UTC]``, float64, int64.
+
+        With ``decimal=True`` prices and volumes are exact, pyarrow-backed decimals
+        (``pd.ArrowDtype(pa.decimal128(38, 8))``), not Python ``Decimal`` objects.
+        """
+        from ..frames import arrow_to_pandas
+
+        return arrow_to_pandas(self.to_arrow(decimal), decimal=decimal)
+
+    def to_polars(self, decimal: bool = False) -> pl.DataFrame:
+        """The rows as a typed polars DataFrame: ``Datetime("ms", "UTC")``, Float64 (or
+        ``Decimal(38, 8)`` with ``decimal=True``), Int64."""
+        from ..frames import arrow_to_polars
+
+        return arrow_to_polars(self.to_arrow(decimal))
 
 
 @attrs.define

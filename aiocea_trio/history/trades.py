@@ -121,7 +121,7 @@ async def _agg_trades(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(source.send_in_order, send, options.max_concurrency)
             await _collect_trades(receive, rows, progress)
-    return HistoryRows(rows)
+    return HistoryRows(rows, kind="agg_trades")
 
 
 async def _trade_hour(
@@ -203,4 +203,4 @@ async def download_funding_rates(
         if len(page) < _PAGE or not fresh:
             break
         cursor = int(fresh[-1]["fundingTime"]) + 1
-    return HistoryRows(rows)
+    return HistoryRows(rows, kind="funding_rates")
