@@ -34,7 +34,7 @@ which takes whole months and days from the simulator's archives), python-binance
 throttler on, ccxt's default, and a 429 waits for the next window and retries). Each market
 starts at a fresh window. Every peer must get the same rows (count, first and last open time).
 
-    python benchmarks/bench_peers.py [--requests 2000] [--reps 3]
+    python benchmarks/bench_peers.py [--requests 1000] [--reps 3]   # about 5 minutes
     python benchmarks/bench_peers.py --quick      # a smoke run (a few requests, tiny ranges)
 
 Prints tables and writes ``benchmarks/results/bench_peers.json``.
@@ -73,7 +73,7 @@ SYMBOL = "BTCUSDT"
 DAY_MS = 86_400_000
 START_MS = 1_704_067_200_000  # 2024-01-01
 RANGES = {  # market -> days from START_MS
-    "full": {"spot": 60, "usdm": 31},
+    "full": {"spot": 121, "usdm": 31},  # four whole months; January
     "quick": {"spot": 2, "usdm": 1},
 }
 CPU_PEERS = {
@@ -670,7 +670,7 @@ def print_tables(result: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=2000, help="timed requests per peer and level")
+    parser.add_argument("--requests", type=int, default=1000, help="timed requests per peer and level")
     parser.add_argument("--reps", type=int, default=3, help="rounds of part 1 (median reported)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few requests, tiny ranges")
     parser.add_argument("--json", type=Path, default=RESULTS)
@@ -697,6 +697,7 @@ def main() -> None:
             cpu_peers = [p for p in cpu_peers if p != peer]
             download_peers = [p for p in download_peers if p != peer]
     levels = [1, 64]
+    began = time.perf_counter()
     sims = Simulators(jobs)
     try:
         before = sims.stats()["fast"]
@@ -738,6 +739,7 @@ def main() -> None:
             "results": download,
         },
         "skipped": skipped,
+        "run_seconds": round(time.perf_counter() - began, 1),
     }
     result["ratios"] = ratios(cpu, download)
     print_tables(result)
