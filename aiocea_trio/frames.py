@@ -257,6 +257,20 @@ def rows_to_arrow(
     return _columns(pa, columns, schema)
 
 
+def rows_to_pandas(rows: Sequence[Any], kind: str | None = None, *, decimal: bool = False) -> Any:
+    """``rows_to_arrow``, then ``arrow_to_pandas``; pandas is looked for first."""
+    _require("pandas", "to_pandas")
+    return arrow_to_pandas(rows_to_arrow(rows, kind, decimal=decimal), decimal=decimal)
+
+
+def rows_to_polars(
+    rows: Sequence[Any], kind: str | None = None, *, decimal: bool = False
+) -> pl.DataFrame:
+    """``rows_to_arrow``, then ``arrow_to_polars``; polars is looked for first."""
+    _require("polars", "to_polars")
+    return arrow_to_polars(rows_to_arrow(rows, kind, decimal=decimal))
+
+
 def _pandas_mapper(pd: Any, decimal: bool) -> Callable[[Any], Any] | None:
     """With ``decimal``, decimal columns stay Arrow-backed (``pd.ArrowDtype``): exact, and
     no Python object per value."""

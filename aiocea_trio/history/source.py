@@ -132,16 +132,16 @@ class HistoryRows(list[Any]):
         With ``decimal=True`` prices and volumes are exact, pyarrow-backed decimals
         (``pd.ArrowDtype(pa.decimal128(38, 8))``), not Python ``Decimal`` objects.
         """
-        from ..frames import arrow_to_pandas
+        from ..frames import rows_to_pandas
 
-        return arrow_to_pandas(self.to_arrow(decimal), decimal=decimal)
+        return rows_to_pandas(self, self.kind, decimal=decimal)
 
     def to_polars(self, decimal: bool = False) -> pl.DataFrame:
         """The rows as a typed polars DataFrame: ``Datetime("ms", "UTC")``, Float64 (or
         ``Decimal(38, 8)`` with ``decimal=True``), Int64."""
-        from ..frames import arrow_to_polars
+        from ..frames import rows_to_polars
 
-        return arrow_to_polars(self.to_arrow(decimal))
+        return rows_to_polars(self, self.kind, decimal=decimal)
 
 
 @attrs.define
