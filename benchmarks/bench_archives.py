@@ -121,8 +121,21 @@ async def timed(
 FRAME_RUNS = 3
 
 
+def peak_rss_mb() -> int:
+    """This process's peak RSS (VmHWM: since exec, where ``ru_maxrss`` keeps the forking
+    parent's peak)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 async def frame_child(url: str, library: str, start: str, end: str) -> dict[str, Any]:
     """One typed-frame download in this (fresh) process: seconds, rows, peak RSS."""
+    __import__("pyarrow.csv")
+    __import__(library)  # the imports' memory, measured apart from the download's
+    imports_mb = peak_rss_mb()
     async with BinanceClient(base_url=url, timeout=60) as client:
         progress = Progress()
         began = time.perf_counter()
@@ -135,7 +148,8 @@ async def frame_child(url: str, library: str, start: str, end: str) -> dict[str,
         "library": library,
         "rows": len(frame),
         "seconds": round(seconds, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": peak_rss_mb(),
+        "imports_rss_mb": imports_mb,
         "archive_files": progress.archives_done,
         "rest_pages": progress.pages_done,
         "dtypes": dtypes,
@@ -157,12 +171,14 @@ def frames(url: str, start: str, end: str) -> dict[str, Any]:
         out["runs"] += runs
         seconds = [r["seconds"] for r in runs]
         rss = [r["peak_rss_mb"] for r in runs]
+        growth = [r["peak_rss_mb"] - r["imports_rss_mb"] for r in runs]
         out[library] = {
             "rows": runs[0]["rows"],
             "seconds_best": min(seconds),
             "seconds_median": statistics.median(seconds),
             "peak_rss_mb_best": min(rss),
             "peak_rss_mb_median": statistics.median(rss),
+            "rss_over_imports_mb_median": statistics.median(growth),
             "dtypes": runs[0]["dtypes"],
         }
     return out
@@ -206,7 +222,8 @@ def print_frames(report: dict[str, Any]) -> None:
         print(
             f"  {library:7} rows={f['rows']} seconds best={f['seconds_best']} "
             f"median={f['seconds_median']}  peak RSS MB best={f['peak_rss_mb_best']} "
-            f"median={f['peak_rss_mb_median']}  dtypes={', '.join(f['dtypes'])}"
+            f"median={f['peak_rss_mb_median']} (download: {f['rss_over_imports_mb_median']})  "
+            f"dtypes={', '.join(f['dtypes'])}"
         )
 
 
