@@ -37,7 +37,8 @@ Public trades are generated per second from that second's candle, as takers swee
   reverse, id -> second, bisects the day counts and walks the same 24 + 60 + 60 children. The
   24hr ticker's ``firstId``/``lastId``/``count`` come from the same mapping.
 
-Simplifications: depth is a fresh synthetic book each second, not the book the trades swept; a
+The book (``depth.py``) evolves incrementally: a hashed grid of deep levels that mostly persist,
+plus each second's first taker's levels near the spread. Simplifications: a
 second of 1 to 3 trades may not reach its candle's high and low (its klines stay as generated).
 """
 
@@ -54,6 +55,8 @@ from typing import Any
 
 from ..endpoints import INTERVAL_MS, KLINE_INTERVALS
 from ..markets import Market
+from .depth import BookModel, Frame, Levels
+from .depth import mix64 as _mix
 from .symbols import SymbolSpec, fixed
 
 __all__ = [
@@ -73,6 +76,9 @@ Candle = tuple[int, int, int, int, int, int, int, int, int]
 Trade = tuple[int, int, int, int, bool]
 
 _SIZES = (1, 60, 3600, 86400)
+#: Grid points per side of the true book: the market's largest REST depth limit, so the
+#: deepest snapshot is the whole book.
+BOOK_BAND = {"spot": 5000, "usdm": 1000, "coinm": 1000}
 _M64 = (1 << 64) - 1
 _OCTAVES = ((1.0, 0.015), (4.0, 0.03), (16.0, 0.06), (64.0, 0.12), (256.0, 0.2), (1024.0, 0.3))
 
@@ -92,14 +98,6 @@ def interval_seconds(interval: str) -> int:
 _DAY_CUMS: dict[tuple[int, str], list[int]] = {}
 
 _WEEK_OFFSET = 4 * 86400  # 1970-01-05 was the first Monday
-
-
-def _mix(x: int) -> int:
-    """splitmix64 finalizer: a cheap, well-spread 64-bit hash."""
-    x = (x + 0x9E3779B97F4A7C15) & _M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
-    return x ^ (x >> 31)
 
 
 def _key(*parts: object) -> int:
@@ -179,6 +177,7 @@ class _Caches:
         self.klines = _LRU(20000)  # closed multi-block candles
         self.fragments = _LRU(4096)  # (sid, level, parent) -> JSON rows of its closed children
         self.books = _LRU(256)  # (sid, second, limit) -> (bids, asks)
+        self.frames = _LRU(256)  # (sid, second) -> the book's Frame
 
 
 def interval_bounds(interval: str, t_s: int) -> tuple[int, int]:
@@ -230,6 +229,13 @@ class Series:
             self._qmul = spec.contract_size * 10 ** (8 + spec.price_decimals)
         else:
             self._qmul = 10 ** (8 - spec.qty_decimals - spec.price_decimals)
+        self.book_model = BookModel(
+            self,
+            _key(seed, "book", spec.market, spec.symbol),
+            base_qty=max(1.0, self._vol_units / 40000.0),
+            scale=max(1.0, spec.price * 10**spec.price_decimals / 50000.0) * 3.0,
+            band=BOOK_BAND[spec.market],
+        )
 
     # -- the generator ---------------------------------------------------------------------
 
@@ -673,9 +679,9 @@ class Series:
             s += 1
         return out[:limit]
 
-    def book(self, now_ms: int, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    def book(self, now_ms: int, limit: int) -> tuple[Levels, Levels]:
         """The order book at the start of second ``now_ms // 1000``: (bids, asks) of (ticks,
-        qty units), best first.
+        qty units), best first: the first ``limit`` levels of the true book (``depth.py``).
 
         It is the book the second's first taker sweeps: a buy taker's fills are its first ask
         levels (the last one left partly filled), a sell taker's its first bid levels, so the
@@ -685,41 +691,31 @@ class Series:
         key = (self._sid, s, limit)
         hit = self._caches.books.get(key)
         if hit is None:
-            hit = self._book(s, limit)
+            f = self.book_frame(s)
+            model = self.book_model
+            hit = (model.side(f, s, True, limit), model.side(f, s, False, limit))
             self._caches.books.put(key, hit)
         return hit  # type: ignore[no-any-return]
 
-    def _book(self, s: int, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        last = self.price_at(s)
-        rand = self._rng(5, s).random
-        scale = max(1.0, last / 50000.0) * 3.0
-        base_qty = max(1.0, self._vol_units / 40000.0)
-        taker = self._first_taker(s)
-        buy = not taker[0][4] if taker else rand() < 0.5
-        swept = [(t[2], t[3]) for t in taker]
-        if swept:  # the level the taker stops on keeps some
-            p, q = swept[-1]
-            r = rand()
-            swept[-1] = (p, q + max(1, int(base_qty * (0.02 + r * r * r * 4.0))))
-        # The first fill is at the last price, or beyond it on the taker's side (a lone fill
-        # that moved the price): the spread then widens to keep the last price inside it.
-        first = swept[0][0] if swept else last
-        best_bid = first if not buy else min(last, first - 1)
-        best_ask = first if buy else max(last, first + 1)
+    def book_frame(self, s: int) -> Frame:
+        """Second ``s``'s best prices and overrides near the spread (cached)."""
+        key = (self._sid, s)
+        hit = self._caches.frames.get(key)
+        if hit is None:
+            hit = self.book_model.frame(s)
+            self._caches.frames.put(key, hit)
+        return hit  # type: ignore[no-any-return]
 
-        def side(start: int, step: int, levels: list[tuple[int, int]]) -> list[tuple[int, int]]:
-            out = levels[:limit]
-            p = out[-1][0] + step if out else start
-            for _ in range(limit - len(out)):
-                if p < 1:
-                    break
-                r = rand()
-                out.append((p, max(1, int(base_qty * (0.02 + r * r * r * 4.0)))))
-                r = rand()
-                p += step * (1 + int(r * r * scale))
-            return out
+    def update_id(self, s: int) -> int:
+        """``lastUpdateId`` of the book shown during second ``s``: the trades before it plus
+        one per second since the listing, so it grows by at least 1 a second."""
+        s = max(s, self.onboard_s)
+        return self.first_id(s) + (s - self.onboard_s) + 1
 
-        return side(best_bid, -1, [] if buy else swept), side(best_ask, 1, swept if buy else [])
+    def book_diff(self, s: int) -> tuple[Levels, Levels]:
+        """The change of the true book from second ``s - 1`` to ``s`` (quantity 0: gone); its
+        update ids are ``update_id(s - 1) + 1 .. update_id(s)``."""
+        return self.book_model.diff(s, self.book_frame(s - 1), self.book_frame(s))
 
     def _first_taker(self, s: int) -> list[Trade]:
         """The fills of second ``s``'s first taker (one millisecond, one side), or none."""

@@ -99,7 +99,7 @@ class MarketHandlers:
         limit = page_limit(r, 100 if spot else 500)
         bids, asks = series.book(r.now_ms, limit)
         spec = series.spec
-        out: dict[str, Any] = {"lastUpdateId": r.now_ms - spec.onboard_ms}
+        out: dict[str, Any] = {"lastUpdateId": series.update_id(r.now_ms // 1000)}
         if not spot:
             out["E"] = r.now_ms
             out["T"] = r.now_ms
@@ -331,7 +331,7 @@ class TickerHandlers:
             bids, asks = s.book(r.now_ms, 1)
             row: dict[str, Any] = {}
             if r.market != "spot":
-                row["lastUpdateId"] = r.now_ms - spec.onboard_ms
+                row["lastUpdateId"] = s.update_id(r.now_ms // 1000)
             row["symbol"] = spec.symbol
             if r.market == "coinm":
                 row["pair"] = spec.pair
