@@ -695,17 +695,28 @@ async def open_stream(
         lifetime=lifetime,
         handover=handover,
     )
-    async with trio.open_nursery() as outer:
-        # The links run in their own nursery, in a task of `outer`: cancelling them (an
-        # overflow) must not cancel the consumer's block, which runs in `outer`'s scope.
-        manager.nursery = await outer.start(_links_nursery)
-        try:
-            await manager.subscribe(streams)
-            yield Stream(manager)
-        finally:
-            manager.closed = True
-            manager.buffer.close()
-            outer.cancel_scope.cancel()
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as outer:
+            # The links run in their own nursery, in a task of `outer`: cancelling them (an
+            # overflow) must not cancel the consumer's block, which runs in `outer`'s scope.
+            manager.nursery = await outer.start(_links_nursery)
+            try:
+                await manager.subscribe(streams)
+                yield Stream(manager)
+            except BaseException as exc:
+                body_error = exc
+                raise
+            finally:
+                manager.closed = True
+                manager.buffer.close()
+                outer.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The block's own error (a KeyError, StreamOverflowError...) leaves as itself, not
+        # wrapped by our internal nursery; anything else stays a group.
+        if body_error is not None and list(group.exceptions) == [body_error]:
+            raise body_error from None
+        raise
 
 
 async def _links_nursery(
