@@ -105,6 +105,14 @@ from .signing import Ed25519Signer as Ed25519Signer
 from .signing import HmacSigner as HmacSigner
 from .signing import RsaSigner as RsaSigner
 from .signing import Signer as Signer
+from .streams import Stream as Stream
+from .streams import StreamClosedError as StreamClosedError
+from .streams import StreamConnectError as StreamConnectError
+from .streams import StreamError as StreamError
+from .streams import StreamGap as StreamGap
+from .streams import StreamOverflowError as StreamOverflowError
+from .streams import StreamSubscribeError as StreamSubscribeError
+from .streams import open_stream as open_stream
 from .tasks import BinanceTask as BinanceTask
 from .tasks import CoinMCancelOrder as CoinMCancelOrder
 from .tasks import CoinMFetchAccount as CoinMFetchAccount
@@ -279,6 +287,13 @@ __all__ = [
     "SpotQueryOrder",
     "SpotServerTime",
     "SpotTestOrder",
+    "Stream",
+    "StreamClosedError",
+    "StreamConnectError",
+    "StreamError",
+    "StreamGap",
+    "StreamOverflowError",
+    "StreamSubscribeError",
     "Task",
     "TaskFailedError",
     "TaskQueue",
@@ -326,5 +341,6 @@ __all__ = [
     "open_kline_batch_stream",
     "open_kline_block_stream",
     "open_kline_stream",
+    "open_stream",
     "task_function",
 ]

@@ -240,6 +240,12 @@ class BinanceClient:
         return self._require_open()
 
     @property
+    def transport(self) -> httpx.AsyncBaseTransport | None:
+        """The transport given at construction (the simulator's in-process one, a mock), or
+        None for the network: what streams use to reach the same exchange."""
+        return self._transport
+
+    @property
     def is_open(self) -> bool:
         return self._http is not None
 

@@ -29,13 +29,13 @@ from aiocea_trio.streams import (
     AggTrade,
     BookTicker,
     DepthUpdate,
-    Gap,
     Kline,
     MarkPrice,
     MiniTicker,
     PartialDepth,
     Policy,
     RawEvent,
+    StreamGap,
     StreamOverflowError,
     Ticker,
     Trade,
@@ -378,7 +378,7 @@ async def _gap_after(server: FakeBinance, client: BinanceClient, nursery: trio.N
         events = []
         while trio.current_time() < fault_at + 120:
             events.append(await stream.receive())
-    gaps = [e for e in events if isinstance(e, Gap)]
+    gaps = [e for e in events if isinstance(e, StreamGap)]
     assert sorted(g.stream for g in gaps) == ["btcusdt@trade", "ethusdt@trade"]
     assert server.connects == 2
     for gap in gaps:
@@ -432,7 +432,7 @@ async def test_24h_rollover_loses_and_duplicates_no_closed_kline(
             elif not isinstance(event, Kline):
                 others.append(event)
         stats = stream.statistics()
-    assert others == []  # no Gap
+    assert others == []  # no StreamGap
     assert closed == [m * 60_000 for m in range(hours * 60)]
     assert stats.rollovers == 1
     assert stats.reconnects == 0

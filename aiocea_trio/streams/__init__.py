@@ -21,12 +21,12 @@ from .events import AggTrade as AggTrade
 from .events import BookTicker as BookTicker
 from .events import DepthUpdate as DepthUpdate
 from .events import Event as Event
-from .events import Gap as Gap
 from .events import Kline as Kline
 from .events import MarkPrice as MarkPrice
 from .events import MiniTicker as MiniTicker
 from .events import PartialDepth as PartialDepth
 from .events import RawEvent as RawEvent
+from .events import StreamGap as StreamGap
 from .events import Ticker as Ticker
 from .events import Trade as Trade
 
@@ -36,7 +36,6 @@ __all__ = [
     "BookTicker",
     "DepthUpdate",
     "Event",
-    "Gap",
     "Kline",
     "MarkPrice",
     "MiniTicker",
@@ -47,6 +46,7 @@ __all__ = [
     "StreamClosedError",
     "StreamConnectError",
     "StreamError",
+    "StreamGap",
     "StreamOverflowError",
     "StreamStatistics",
     "StreamSubscribeError",

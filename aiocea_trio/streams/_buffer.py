@@ -91,7 +91,7 @@ class Buffer:
         return True
 
     def put_event(self, stream: str, event: Any) -> None:
-        """Queue an already-built event (a ``Gap``): never coalesced, never bounded."""
+        """Queue an already-built event (a ``StreamGap``): never coalesced, never bounded."""
         if self._error is None and not self._closed:
             self._queue.append(("", event))
             self._lot.unpark()

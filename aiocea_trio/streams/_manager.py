@@ -21,7 +21,7 @@ Design, one connection at a time:
   for ``silence``, it is closed and reconnected: a half-open TCP connection is never waited on.
 - **Unplanned reconnects** (dropped, silent) back off exponentially with jitter, within the
   connection-attempt limit (300 per 5 minutes, shared by clients sharing a RateLimiter), and
-  resubscribe everything. Then each stream of the link gets exactly one ``Gap(stream, from,
+  resubscribe everything. Then each stream of the link gets exactly one ``StreamGap(stream, from,
   to)``: from its last event, to the moment the new socket was subscribed.
 - **Planned rollover** (the 24-hour limit, a ``serverShutdown`` notice): the replacement
   socket is opened and subscribed *before* the old one is closed. Until each stream is proven
@@ -54,7 +54,7 @@ from ..markets import Market
 from . import _ws
 from ._buffer import Buffer, Policy, StreamClosedError, StreamError
 from ._urls import LIMITS, asgi_app_of, route_of, stream_base, stream_url
-from .events import Gap, parser_for
+from .events import StreamGap, parser_for
 
 __all__ = [
     "DEFAULT_BUFFER",
@@ -209,7 +209,7 @@ class Stream(trio.abc.ReceiveChannel[Any]):
     """The consumer's side: a receive channel of events, plus live (un)subscription.
 
     ``async for event in stream`` yields typed events (or ``{"stream", "data"}`` dicts with
-    ``raw=True``) and :class:`~aiocea_trio.streams.Gap` events, in arrival order.
+    ``raw=True``) and :class:`~aiocea_trio.streams.StreamGap` events, in arrival order.
     """
 
     def __init__(self, manager: _Manager) -> None:
@@ -402,7 +402,7 @@ class _Manager:
                 if gap_from is not None:
                     end = self._now_ms()
                     for name in sorted(link.streams):
-                        self.buffer.put_event(name, Gap(name, gap_from.get(name, end), end))
+                        self.buffer.put_event(name, StreamGap(name, gap_from.get(name, end), end))
                         self.gaps += 1
                     gap_from = None
                 if not started:
@@ -467,7 +467,7 @@ class _Manager:
             if old_failed and name not in link.proven:
                 # The old socket died before the overlap was proven: say so.
                 start = st.last_ms if st.last_ms is not None else old.opened_ms
-                self.buffer.put_event(name, Gap(name, start, end))
+                self.buffer.put_event(name, StreamGap(name, start, end))
                 self.gaps += 1
             for data in items:
                 self._deliver(st, data)

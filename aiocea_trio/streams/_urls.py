@@ -72,7 +72,7 @@ def asgi_app_of(client: Any) -> Any:
     ``SimExchange.client()`` gives the client a transport that calls the app directly; its
     streams must then reach the same app in-process, not a socket.
     """
-    transport = getattr(client, "_transport", None)
+    transport = getattr(client, "transport", None)
     if transport is None or not getattr(transport, "in_process", True):
         return None
     for holder in (transport, getattr(transport, "_inner", None)):

@@ -85,6 +85,7 @@ async def connect(url: str, *, asgi_app: Any = None) -> AsyncIterator[WebSocket]
         async with _connect_asgi(url, asgi_app) as conn:
             yield conn
         return
+    _require_extra("websockets")
     from websockets.trio.client import connect as ws_connect
 
     # Binance pings us and our own watchdog probes a silent connection: no client pings.
@@ -104,6 +105,17 @@ async def connect(url: str, *, asgi_app: Any = None) -> AsyncIterator[WebSocket]
         await _aexit_quietly(cm, None)
 
 
+def _require_extra(module: str) -> None:
+    """Streams need the ``streams`` extra; say so rather than fail deep inside a connect."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ImportError(
+            f"WebSocket streams need {module}, from the 'streams' extra: "
+            "pip install 'aiocea-trio[streams]'"
+        )
+
+
 async def _aexit_quietly(cm: Any, exc: BaseException | None) -> None:
     import trio
 
@@ -118,6 +130,8 @@ async def _connect_asgi(url: str, app: Any) -> AsyncIterator[WebSocket]:
     from contextlib import AsyncExitStack
 
     import httpx
+
+    _require_extra("httpx_ws")
     from httpx_ws import aconnect_ws
     from httpx_ws.transport import ASGIWebSocketTransport
 

@@ -21,12 +21,12 @@ __all__ = [
     "BookTicker",
     "DepthUpdate",
     "Event",
-    "Gap",
     "Kline",
     "MarkPrice",
     "MiniTicker",
     "PartialDepth",
     "RawEvent",
+    "StreamGap",
     "Ticker",
     "Trade",
     "parser_for",
@@ -36,7 +36,7 @@ Level = tuple[Decimal, Decimal]
 
 
 @attrs.frozen
-class Gap:
+class StreamGap:
     """Events of ``stream`` between ``start_ms`` and ``end_ms`` (server time) may be missing.
 
     Sent once per stream for every unplanned reconnect (a dropped or silent connection), in
@@ -230,7 +230,7 @@ Event = (
     | DepthUpdate
     | MarkPrice
     | RawEvent
-    | Gap
+    | StreamGap
 )
 
 D = Decimal
