@@ -46,6 +46,7 @@ __all__ = [
     "ArchiveHost",
     "ArchiveNotFoundError",
     "KlineBlock",
+    "archive_csv",
     "collector_pause",
     "collector_paused",
     "fetch_archive",
@@ -380,6 +381,10 @@ def _csv_bytes(data: bytes) -> bytes:
     return out
 
 
+#: The one CSV inside an archive's bytes (what a typed reader parses itself). Blocking.
+archive_csv: Final = _csv_bytes
+
+
 def _csv_text(data: bytes) -> str:
     return _csv_bytes(data).decode("utf-8")
 
@@ -659,10 +664,17 @@ class ArchiveHost:
             await trio.to_thread.run_sync(_store, cached, body)
         return body, None
 
-    async def unzipped(self, file: ArchiveFile, unzip: Callable[[bytes], T]) -> T | None:
+    async def unzipped(
+        self,
+        file: ArchiveFile,
+        unzip: Callable[[bytes], T],
+        *,
+        limiter: trio.CapacityLimiter | None = None,
+    ) -> T | None:
         """``unzip(bytes of file)`` in a worker thread; None when the file is not published.
 
         A cached copy that cannot be unzipped is deleted and fetched again, once.
+        ``limiter`` bounds the threads (and so the inflated files in memory) at once.
 
         Raises:
             ArchiveCorruptError: a freshly fetched copy cannot be unzipped either.
@@ -679,7 +691,7 @@ class ArchiveHost:
         if data is None:
             return None
         try:
-            return await trio.to_thread.run_sync(guarded, data)
+            return await trio.to_thread.run_sync(guarded, data, limiter=limiter)
         except _Unreadable as exc:
             if cached is None:
                 await _forget(keep)
@@ -692,7 +704,7 @@ class ArchiveHost:
         if data is None:
             return None
         try:
-            return await trio.to_thread.run_sync(guarded, data)
+            return await trio.to_thread.run_sync(guarded, data, limiter=limiter)
         except _Unreadable as exc:
             await _forget(keep)  # a damaged copy is never kept
             raise ArchiveCorruptError(file.name, str(exc), cached=cached) from None
@@ -729,6 +741,11 @@ class ArchiveHost:
             _agg_trades_parser(self.pause_gc), text, limiter=_parse_limiter()
         )
         return [t for t in trades if file.start <= t["T"] < file.end]
+
+    async def rows_in_span(self, csv: bytes, file: ArchiveFile) -> list[list[Any]]:
+        """A klines CSV (``file``'s, unzipped) as rows inside ``file``'s span: for a file
+        a typed reader refuses (not plain 12-column data)."""
+        return await self._rows_in_span(csv.decode("utf-8"), file)
 
     async def _rows_in_span(self, text: str, file: ArchiveFile) -> list[list[Any]]:
         """Parse a klines CSV (one file at a time: parsing holds the GIL); keep ``file``'s span."""

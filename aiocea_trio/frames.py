@@ -19,6 +19,8 @@ pyarrow, pandas and polars are imported when first needed (extras ``parquet``,
 
 from __future__ import annotations
 
+import bisect
+import functools
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -26,9 +28,16 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import trio
 
-from .archives import KlineBlock
+from .archives import ArchiveFile, ArchiveHost, KlineBlock, archive_csv
 from .history.csv_file import KLINE_COLUMNS
-from .history.klines import KlineBatch, checked_kline_args, kline_stream
+from .history.klines import (
+    KlineBatch,
+    KlineColumns,
+    Row,
+    checked_kline_args,
+    kline_capacity,
+    kline_column_stream,
+)
 from .history.source import Gap, HistoryClient, HistoryOptions, Progress
 from .history.times import HistoryQuery, TimeLike
 from .markets import Market
@@ -76,6 +85,13 @@ _REST_TRADE_KEYS: Final = ("a", "p", "q", "f", "l", "T", "m", "M")
 _LIBRARIES: Final = ("pandas", "polars", "arrow")
 _KINDS: Final = ("klines", "agg_trades", "funding_rates")
 _EXTRAS: Final = {"pyarrow": "parquet", "pandas": "pandas", "polars": "polars"}
+#: An open time of 16 digits is in microseconds (spot files from 2025 on).
+_MICROSECONDS_FROM: Final = 10**15
+#: Archive files inflated and read by pyarrow at once, per stream. Each holds its zip, its
+#: CSV (2.7 times the zip) and its columns; two keep both cores busy.
+_READ_AT_ONCE: Final = 2
+#: ``download_klines_frame``'s files in flight (fetched, read or waiting their turn).
+_FRAME_CONCURRENCY: Final = 4
 
 
 def _require(module: str, what: str) -> Any:
@@ -188,6 +204,10 @@ def kline_table(batch: KlineBatch, schema: pa.Schema) -> pa.Table:
     (which releases the GIL), never turned into Python rows.
     """
     pa = _arrow()
+    if isinstance(batch, _FileColumns):
+        return batch.table
+    if isinstance(batch, KlineColumns):
+        raise TypeError(f"columns of another reader: {batch!r}")
     if isinstance(batch, KlineBlock):
         # The reader parses epoch-ms integers, not timestamps: read int64, then cast.
         read = pa.schema(
@@ -307,6 +327,112 @@ def _check_library(library: str) -> str:
     return library
 
 
+class _FileColumns(KlineColumns):
+    """One archive file's klines in ``kline_schema`` columns, read in the fetch job."""
+
+    def __init__(self, table: pa.Table, first: int, last: int) -> None:
+        self.table, self.first, self.last, self.count = table, first, last, table.num_rows
+
+    def __repr__(self) -> str:
+        return f"_FileColumns(first={self.first}, last={self.last}, count={self.count})"
+
+    def open_times(self) -> list[int]:
+        return _open_times(self.table)
+
+    def kept(self, keep: Sequence[bool]) -> KlineColumns | list[Row]:
+        drop = keep.index(True) if True in keep else len(keep)
+        if all(keep[drop:]):  # duplicates of rows already sent lead a sorted file
+            table = self.table.slice(drop)
+        else:
+            table = self.table.filter(_arrow().array(keep, _arrow().bool_()))
+        if not table.num_rows:
+            return []
+        times = _open_times(table)
+        return _FileColumns(table, times[0], times[-1])
+
+
+def _open_times(table: pa.Table) -> list[int]:
+    return cast("list[int]", table.column(0).cast(_arrow().int64()).to_pylist())
+
+
+def _read_archive(
+    data: bytes, file: ArchiveFile, schema: pa.Schema
+) -> _FileColumns | list[Row] | bytes:
+    """Inflate an archive and read its CSV with pyarrow into ``schema`` columns, keeping
+    ``file``'s span. Blocking, mostly outside the GIL (zlib, the C++ reader).
+
+    Done here, in the fetch job, because this is the work that overlaps the later files'
+    downloads; the CSV is never scanned in Python, and microsecond times are cut by a
+    cast. Returns the CSV itself when it is not plain sorted kline data (the rows path
+    reads it then), and no rows for a file with none in the span. Nothing here makes a
+    Python value into an Arrow one: that would import pandas (40 MB) into a polars
+    process.
+    """
+    pa = _arrow()
+    csv = archive_csv(data)
+    del data
+    # The reader parses epoch integers, not timestamps: read int64, cast at the end.
+    read = pa.schema(
+        [(f.name, pa.int64() if pa.types.is_timestamp(f.type) else f.type) for f in schema]
+    )
+    try:
+        table = pa.csv.read_csv(
+            pa.py_buffer(csv),
+            read_options=pa.csv.ReadOptions(
+                column_names=list(KLINE_COLUMNS),
+                # futures files may start with a header line
+                skip_rows=1 if csv[:1] and not csv[:1].isdigit() else 0,
+            ),
+            convert_options=pa.csv.ConvertOptions(
+                column_types=read,
+                null_values=[],  # an empty number is an error, as in a REST page
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+            # malloc gives freed file buffers back; the default pool keeps them
+            memory_pool=pa.system_memory_pool(),
+        )
+    except pa.ArrowInvalid:
+        return csv  # 11 columns, an empty field...: the rows path decides
+    if not table.num_rows:
+        return []
+    if table.column(0)[0].as_py() >= _MICROSECONDS_FROM:
+        for i in (0, 6):  # floor to ms: the times are not negative
+            micro = table.column(i).cast(pa.timestamp("us"))
+            milli = micro.cast(pa.timestamp("ms"), safe=False).cast(pa.int64())
+            table = table.set_column(i, read.field(i), milli)
+    first, last = table.column(0)[0].as_py(), table.column(0)[-1].as_py()
+    if not (file.start <= first and last < file.end):  # a partial month: keep the span
+        opens = _open_times(table)
+        if opens != sorted(opens):
+            return csv
+        lo, hi = bisect.bisect_left(opens, file.start), bisect.bisect_left(opens, file.end)
+        if lo == hi:
+            return []
+        table, first, last = table.slice(lo, hi - lo), opens[lo], opens[hi - 1]
+    columns = [
+        c if c.type == f.type else c.cast(f.type)
+        for c, f in zip(table.columns, schema, strict=True)
+    ]
+    return _FileColumns(pa.Table.from_arrays(columns, schema=schema), first, last)
+
+
+def _column_loader(schema: pa.Schema) -> Callable[[ArchiveHost, ArchiveFile], Any]:
+    """How a typed stream loads an archive file: inflated and read in one worker thread,
+    ``_READ_AT_ONCE`` files at a time (others wait as zips, the smallest form)."""
+    limiter = trio.CapacityLimiter(_READ_AT_ONCE)
+
+    async def load(host: ArchiveHost, file: ArchiveFile) -> _FileColumns | list[Row] | None:
+        read = await host.unzipped(
+            file, functools.partial(_read_archive, file=file, schema=schema), limiter=limiter
+        )
+        if isinstance(read, bytes):
+            return await host.rows_in_span(read, file)
+        return read
+
+    return load
+
+
 def open_kline_batch_stream(
     client: HistoryClient,
     symbol: str,
@@ -329,11 +455,12 @@ def open_kline_batch_stream(
     """Klines with open time in ``[start, end)`` as typed Arrow record batches, in order.
 
     ``async with open_kline_batch_stream(...) as batches: async for batch in batches:``.
-    One batch per archive file (read by pyarrow's CSV reader in a worker thread, never
-    through Python rows) or per REST page, all of ``kline_schema(decimal=...,
-    string_columns=...)``, checked for continuity as ``open_kline_stream``'s rows are:
-    for histories larger than memory. Other arguments are as in ``open_kline_stream``;
-    they are checked when it is called, before any request.
+    One batch per archive file (read by pyarrow's CSV reader in the worker thread that
+    unzips it, while later files download; never through Python rows) or per REST page,
+    all of ``kline_schema(decimal=..., string_columns=...)``, checked for continuity as
+    ``open_kline_stream``'s rows are: for histories larger than memory. Other arguments
+    are as in ``open_kline_stream``; they are checked when it is called, before any
+    request.
     """
     schema = kline_schema(decimal=decimal, string_columns=string_columns)
     query, options = checked_kline_args(
@@ -354,7 +481,8 @@ async def _record_batches(
     gaps: list[Gap] | None,
     schema: pa.Schema,
 ) -> AsyncGenerator[pa.RecordBatch, None]:
-    async with kline_stream(client, query, options, progress, gaps, blocks=True) as batches:
+    load = _column_loader(schema)
+    async with kline_column_stream(client, query, options, progress, gaps, load) as batches:
         async for batch in batches:
             table = await trio.to_thread.run_sync(_one_chunk, batch, schema)
             if table.num_rows:
@@ -364,6 +492,67 @@ async def _record_batches(
 def _one_chunk(batch: KlineBatch, schema: pa.Schema) -> pa.Table:
     """``kline_table`` in one chunk (the CSV reader cuts a file in blocks): one batch."""
     return kline_table(batch, schema).combine_chunks()
+
+
+class _Columns:
+    """A frame's columns, preallocated and contiguous, filled file by file.
+
+    Every file's columns are copied in as they come and dropped at once, so the download
+    holds the frame plus the few files in flight: never a second copy of the frame (a
+    list of per-file tables, then their concatenation). The buffers come from the system
+    allocator, which maps large ones from the OS: pages that no row reaches (a gap, the
+    part of a range after now) are never touched, so cost no memory. Blocking methods (a
+    file's copy takes ~1 ms).
+    """
+
+    def __init__(self, schema: pa.Schema, capacity: int) -> None:
+        self.schema, self.size, self.capacity = schema, 0, max(capacity, 1)
+        pa = _arrow()
+        self.buffers = [
+            pa.allocate_buffer(8 * self.capacity, pa.system_memory_pool()) for _ in schema
+        ]
+
+    def append(self, table: pa.Table) -> None:
+        """Copy ``table``'s rows after the rows so far (growing when a range has more
+        candles than it can hold: never in practice)."""
+        pa = _arrow()
+        rows = table.num_rows
+        if self.size + rows > self.capacity:
+            self._grow(max(2 * self.capacity, self.size + rows))
+        for buffer, column in zip(self.buffers, table.columns, strict=True):
+            at = 8 * self.size
+            with memoryview(buffer) as out:
+                for chunk in column.chunks:
+                    if chunk.null_count:
+                        raise ValueError("a kline has an empty field")
+                    if pa.types.is_timestamp(chunk.type):
+                        chunk = chunk.view(pa.int64())
+                    size = 8 * len(chunk)
+                    with memoryview(chunk.buffers()[1]) as values:
+                        start = 8 * chunk.offset
+                        out[at : at + size] = values[start : start + size]
+                    at += size
+        self.size += rows
+
+    def _grow(self, capacity: int) -> None:
+        pa = _arrow()
+        grown = []
+        for buffer in self.buffers:
+            bigger = pa.allocate_buffer(8 * capacity, pa.system_memory_pool())
+            with memoryview(bigger) as out, memoryview(buffer) as rows:
+                out[: 8 * self.size] = rows[: 8 * self.size]
+            grown.append(bigger)
+        self.buffers, self.capacity = grown, capacity
+
+    def table(self) -> pa.Table:
+        """The columns as a table, one chunk each, sharing these buffers (no copy)."""
+        pa = _arrow()
+        arrays = [
+            pa.Array.from_buffers(field.type, self.size, [None, buffer.slice(0, 8 * self.size)])
+            for field, buffer in zip(self.schema, self.buffers, strict=True)
+        ]
+        self.buffers = []
+        return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
 async def download_klines_frame(
@@ -377,7 +566,7 @@ async def download_klines_frame(
     library: str = "pandas",
     decimal: bool = False,
     page_size: int | None = None,
-    max_concurrency: int = 8,
+    max_concurrency: int = _FRAME_CONCURRENCY,
     progress: Progress | None = None,
     gaps: list[Gap] | None = None,
     source: str = "auto",
@@ -387,11 +576,13 @@ async def download_klines_frame(
     """Klines with open time in ``[start, end)`` as one typed DataFrame (or Arrow table).
 
     ``library`` is ``"pandas"`` (the default), ``"polars"`` or ``"arrow"``. The fast way
-    to a frame: archive files go from CSV to Arrow without Python rows, then to the
-    library column by column (five years of 1m candles: 4.6 s into polars, 6.6 s into
-    pandas, against 8.1 s and 2.2 GB for Python rows; see docs/benchmarks.md). Types as
-    in ``kline_schema``; gaps in the exchange's data are appended to ``gaps``. Other
-    arguments are as in ``download_klines``.
+    to a frame: archive files go from CSV to Arrow without Python rows, in the worker
+    threads that unzip them while later files download, and are copied file by file into
+    preallocated columns that the library then wraps without a copy (five years of 1m
+    candles: FIGURES; see docs/benchmarks.md). Types as in ``kline_schema``; gaps in the
+    exchange's data are appended to ``gaps``. ``max_concurrency`` is lower than
+    elsewhere: files in flight are the memory besides the frame. Other arguments are as
+    in ``download_klines``.
 
     Raises:
         ValueError: a bad argument, before any request.
@@ -400,23 +591,58 @@ async def download_klines_frame(
     _check_library(library)
     if library != "arrow":
         _require(library, f"library={library!r}")
-    stream = open_kline_batch_stream(
-        client, symbol, interval, start, end, market=market, decimal=decimal,
-        page_size=page_size, max_concurrency=max_concurrency, progress=progress, gaps=gaps,
-        source=source, archive_url=archive_url, cache_dir=cache_dir,
+    schema = kline_schema(decimal=decimal)
+    query, options = checked_kline_args(
+        market, symbol, interval, start, end,
+        lambda: HistoryOptions(source, max_concurrency, page_size, archive_url, cache_dir),
     )
-    arrow = _arrow()
-    collected: list[pa.RecordBatch] = []
-    async with stream as batches:
-        async for batch in batches:
-            collected.append(batch)
-    table = arrow.Table.from_batches(collected, schema=kline_schema(decimal=decimal))
-    del collected
+    if decimal:  # 16-byte decimals: collected per file, then concatenated
+        table = await _collected(client, query, options, progress, gaps, schema)
+    else:
+        table = await _preallocated(client, query, options, progress, gaps, schema)
     if library == "arrow":
         return table
     if library == "pandas":
         return await trio.to_thread.run_sync(_pandas_frame, table, decimal)
     return await trio.to_thread.run_sync(arrow_to_polars, table)
+
+
+async def _collected(
+    client: HistoryClient,
+    query: HistoryQuery,
+    options: HistoryOptions,
+    progress: Progress | None,
+    gaps: list[Gap] | None,
+    schema: pa.Schema,
+) -> pa.Table:
+    collected: list[pa.RecordBatch] = []
+    async with _record_batches(client, query, options, progress, gaps, schema) as batches:
+        async for batch in batches:
+            collected.append(batch)
+    return _arrow().Table.from_batches(collected, schema=schema)
+
+
+async def _preallocated(
+    client: HistoryClient,
+    query: HistoryQuery,
+    options: HistoryOptions,
+    progress: Progress | None,
+    gaps: list[Gap] | None,
+    schema: pa.Schema,
+) -> pa.Table:
+    """The stream's batches copied into ``_Columns`` as they come, in order."""
+    columns = _Columns(schema, kline_capacity(client, query))
+    load = _column_loader(schema)
+    async with kline_column_stream(client, query, options, progress, gaps, load) as batches:
+        async for batch in batches:
+            if isinstance(batch, _FileColumns):
+                table = batch.table
+            else:  # a REST page (or a file read as rows)
+                table = await trio.to_thread.run_sync(kline_table, batch, schema)
+            del batch
+            await trio.to_thread.run_sync(columns.append, table)
+            del table
+    return columns.table()
 
 
 def _pandas_frame(table: pa.Table, decimal: bool) -> Any:

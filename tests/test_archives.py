@@ -605,3 +605,137 @@ async def test_pause_gc_false_never_pauses_the_collector(
     assert len(rows) == 32
     # Paused for the download's archive part and for the file's parse (in a worker thread).
     assert len(pauses) == (2 if pause_gc else 0)
+
+
+# -- issue 16: typed frames read archives in the fetch job, into preallocated columns ------
+
+
+async def _frame(library: str = "pandas", **kwargs: Any) -> Any:
+    from aiocea_trio import download_klines_frame
+
+    async with client() as c:
+        return await download_klines_frame(
+            c, "BTCUSDT", "1d", kwargs.pop("start"), kwargs.pop("end"), archive_url=ROOT,
+            library=library, **kwargs,
+        )
+
+
+async def test_a_frame_from_archives_equals_the_rows_through_gaps_duplicates_and_units(
+    mock: respx.MockRouter,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pytest.importorskip("pandas")
+    pl = pytest.importorskip("polars")
+    serve_rest(mock)
+    base = "/data/spot/monthly/klines/BTCUSDT/1d"
+    # A gap inside November; December repeats November 30 (a duplicate) and has a header
+    # line; January is in microseconds; February 1 from REST (it is today).
+    november = [r for r in month_rows(2024, 11) if r[0] != to_ms("2024-11-10")]
+    december = [row(to_ms("2024-11-30")), *month_rows(2024, 12)]
+    publish(mock, f"{base}/BTCUSDT-1d-2024-11.zip", zipped(november))
+    publish(mock, f"{base}/BTCUSDT-1d-2024-12.zip", zipped(december, header=True))
+    publish(mock, f"{base}/BTCUSDT-1d-2025-01.zip", zipped(month_rows(2025, 1, unit=1000)))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2025-02-01T12:00:00Z"))
+    span = {"start": "2024-11-05", "end": "2025-03-01"}  # November cut; March not yet
+    rows = await _download(**span)
+    as_rows = _count_rows_fallbacks(monkeypatch)
+    gaps: list[Any] = []
+    frame = await _frame(gaps=gaps, **span)
+    assert len(frame) == len(rows) == 30 - 4 - 1 + 31 + 31 + 1  # fewer than preallocated
+    assert frame.equals(rows.to_pandas())
+    assert [(g.start, g.end) for g in gaps] == [
+        (to_ms("2024-11-10"), to_ms("2024-11-11")), (to_ms("2025-02-02"), to_ms("2025-03-01"))
+    ]
+    assert "no klines from" in caplog.text
+    polars = await _frame("polars", **span)
+    assert polars.equals(rows.to_polars())
+    assert polars.schema["open_time"] == pl.Datetime("ms", "UTC")
+    table = await _frame("arrow", **span)
+    assert table.equals(rows.to_arrow())
+    assert {column.num_chunks for column in table.columns} == {1}  # contiguous, wrapped
+    exact = await _frame(decimal=True, **span)  # the simpler path, still correct
+    assert exact.equals(rows.to_pandas(decimal=True))
+    assert as_rows == []  # every file was read by pyarrow
+
+
+def _count_rows_fallbacks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files a typed download had to read as rows."""
+    names: list[str] = []
+    real = archives.ArchiveHost.rows_in_span
+
+    async def counted(self: Any, csv: bytes, file: Any) -> Any:
+        names.append(file.name)
+        return await real(self, csv, file)
+
+    monkeypatch.setattr(archives.ArchiveHost, "rows_in_span", counted)
+    return names
+
+
+async def test_an_unusual_archive_is_read_as_rows_in_a_frame(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pandas")
+    serve_rest(mock)
+    eleven = [r[:11] for r in month_rows(2024, 5)]  # no "ignore" column
+    publish(mock, "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip", zipped(eleven))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    as_rows = _count_rows_fallbacks(monkeypatch)
+    frame = await _frame(start="2024-05-01", end="2024-06-01")
+    rows = await _download(start="2024-05-01", end="2024-06-01", source="rest")
+    assert frame.equals(rows.to_pandas())
+    assert as_rows == ["BTCUSDT-1d-2024-05.zip"]
+
+
+def test_preallocated_columns_grow_and_are_wrapped_without_a_copy() -> None:
+    pa = pytest.importorskip("pyarrow")
+    from aiocea_trio.frames import _Columns, kline_schema, rows_to_arrow
+
+    first = rows_to_arrow([row(to_ms("2024-05-01") + i * DAY) for i in range(3)], "klines")
+    second = rows_to_arrow([row(to_ms("2024-05-04") + i * DAY) for i in range(4)], "klines")
+    columns = _Columns(kline_schema(), 2)  # fewer than come: it grows
+    columns.append(first.slice(1))
+    columns.append(second)
+    table = columns.table()
+    assert table.equals(pa.concat_tables([first.slice(1), second]).combine_chunks())
+    assert {c.num_chunks for c in table.columns} == {1}
+
+
+async def test_the_typed_stream_reads_files_in_the_fetch_jobs_and_keeps_their_order(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    from aiocea_trio import open_kline_batch_stream
+
+    serve_rest(mock)
+    base = "/data/spot/monthly/klines/BTCUSDT/1d"
+    months = [(2024, m) for m in range(1, 7)]
+    for year, month in months:
+        publish(mock, f"{base}/BTCUSDT-1d-{year}-{month:02d}.zip", zipped(month_rows(year, month)))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    # Later files finish first: the first one is read slowest.
+    import aiocea_trio.frames as frames
+
+    real_read = frames._read_archive
+    threads: set[int] = set()
+
+    def slow_first(data: bytes, file: Any, schema: Any) -> Any:
+        threads.add(threading.get_ident())
+        if file.name.endswith("-01.zip"):
+            import time
+
+            time.sleep(0.05)
+        return real_read(data, file, schema)
+
+    monkeypatch.setattr(frames, "_read_archive", slow_first)
+    opens: list[int] = []
+    async with client() as c:
+        stream = open_kline_batch_stream(
+            c, "BTCUSDT", "1d", "2024-01-01", "2024-07-01", archive_url=ROOT, max_concurrency=3
+        )
+        async with stream as batches:
+            async for batch in batches:
+                opens += batch.column("open_time").cast(pa.int64()).to_pylist()
+    assert opens == list(range(to_ms("2024-01-01"), to_ms("2024-07-01"), DAY))
+    assert threading.get_ident() not in threads

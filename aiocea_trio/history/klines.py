@@ -7,9 +7,10 @@ the exchange's data is reported, never filled in, and no row is ever duplicated.
 
 from __future__ import annotations
 
+import abc
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Final, Literal, overload
@@ -46,8 +47,38 @@ logger = logging.getLogger("aiocea_trio.history")
 
 #: One kline: Binance's 12 fields (ints for times and counts, strings for the rest).
 Row = list[Any]
-#: What a kline stream sends: rows, or (a block stream) whole archive files as CSV bytes.
-KlineBatch = list[Row] | KlineBlock
+
+
+class KlineColumns(abc.ABC):
+    """An archive file's klines already in columns (``frames.py`` reads a file with pyarrow
+    in the worker that unzips it): continuity needs only the open times.
+
+    ``first``/``last`` are the open times of the first and last row, ``count`` the rows.
+    """
+
+    first: int
+    last: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    @abc.abstractmethod
+    def open_times(self) -> Sequence[int]:
+        """Every row's open time in ms (only asked for a file that is not one whole run)."""
+
+    @abc.abstractmethod
+    def kept(self, keep: Sequence[bool]) -> KlineColumns | list[Row]:
+        """These columns with only the rows whose ``keep`` is true (no rows: a list)."""
+
+
+#: What a kline stream sends: rows, whole archive files as CSV bytes (a block stream), or
+#: whole archive files already in columns (a column stream).
+KlineBatch = list[Row] | KlineBlock | KlineColumns
+#: What a block stream sends (``open_kline_block_stream``, the CSV file writer).
+BlockBatch = list[Row] | KlineBlock
+#: How a column stream loads an archive file (None: not published).
+ColumnLoader = Callable[[ArchiveHost, ArchiveFile], Awaitable[list[Row] | KlineColumns | None]]
 _Receive = trio.MemoryReceiveChannel
 
 _COINM_MAX_SPAN_MS: Final = 200 * 86_400_000
@@ -125,9 +156,10 @@ def _kline_source(
     progress: Progress,
     *,
     blocks: bool,
+    load: ColumnLoader | None = None,
 ) -> Source[tuple[int, int, int], KlineBatch]:
     """Archive files, then REST pages, for ``query``'s klines (with ``blocks``, a whole
-    archive file comes as a ``KlineBlock``)."""
+    archive file comes as a ``KlineBlock``; with ``load``, as that loader makes it)."""
     limit = _page_limit(query, options.page_size)
     # Nothing is asked past the candle open now: a future ``end`` costs no weight.
     stop = _kline_fetch_end(client, query.interval, query.end)
@@ -166,7 +198,7 @@ def _kline_source(
         archives,
         tail=pages,
         page=page,
-        load=ArchiveHost.load_kline_block if blocks else ArchiveHost.load_klines,
+        load=load or (ArchiveHost.load_kline_block if blocks else ArchiveHost.load_klines),
         fallback=fallback,
         options=options,
         progress=progress,
@@ -194,11 +226,13 @@ class _Continuity:
 
     async def _checked(self, batch: KlineBatch) -> KlineBatch:
         size = self.size
-        if isinstance(batch, KlineBlock):
+        if isinstance(batch, KlineBlock | KlineColumns):
             if size is not None and _is_whole_block(batch, self.expected, size):
                 self.expected = batch.last + size
                 self.progress.rows += batch.count
                 return batch
+            if isinstance(batch, KlineColumns):
+                return batch.kept(self._kept(batch.open_times()))
             rows = await trio.to_thread.run_sync(
                 functools.partial(batch.rows, pause_gc=self.pause_gc)
             )
@@ -213,19 +247,24 @@ class _Continuity:
         return self._deduplicated(rows)
 
     def _deduplicated(self, rows: list[Row]) -> list[Row]:
-        out: list[Row] = []
+        keep = self._kept(int(row[0]) for row in rows)
+        return [row for row, kept in zip(rows, keep, strict=True) if kept]
+
+    def _kept(self, open_times: Iterable[int]) -> list[bool]:
+        """Which rows to keep (sorted open times): gaps reported, duplicates dropped."""
+        keep: list[bool] = []
         interval, expected = self.query.interval, self.expected
-        for row in rows:
-            open_time = int(row[0])
+        for open_time in open_times:
             if open_time < expected:
-                continue  # a duplicate of a row already sent
+                keep.append(False)  # a duplicate of a row already sent
+                continue
             if open_time > expected:
                 self._report(Gap(expected, open_time))
-            out.append(row)
+            keep.append(True)
             expected = next_open(interval, open_time)
         self.expected = expected
-        self.progress.rows += len(out)
-        return out
+        self.progress.rows += sum(keep)
+        return keep
 
     def _report(self, gap: Gap, *, trailing: bool = False) -> None:
         self.gaps.append(gap)
@@ -239,7 +278,7 @@ class _Continuity:
         )
 
 
-def _is_whole_block(block: KlineBlock, first: int, size: int) -> bool:
+def _is_whole_block(block: KlineBlock | KlineColumns, first: int, size: int) -> bool:
     """``_is_whole_run`` for a block: archive files are sorted and unique too."""
     return block.first == first and block.last == first + (block.count - 1) * size
 
@@ -261,10 +300,11 @@ async def _batches(
     progress: Progress | None,
     gaps: list[Gap] | None,
     blocks: bool,
+    load: ColumnLoader | None = None,
 ) -> AsyncIterator[_Receive[KlineBatch]]:
     """``kline_stream``."""
     progress = progress if progress is not None else Progress()
-    source = _kline_source(client, query, options, progress, blocks=blocks)
+    source = _kline_source(client, query, options, progress, blocks=blocks, load=load)
     continuity = _Continuity(query, progress, gaps if gaps is not None else [], options.pause_gc)
     send, receive = trio.open_memory_channel[KlineBatch](0)
     checked_send, checked_receive = trio.open_memory_channel[KlineBatch](0)
@@ -296,7 +336,7 @@ def kline_stream(
     gaps: list[Gap] | None = ...,
     *,
     blocks: Literal[True],
-) -> AbstractAsyncContextManager[_Receive[KlineBatch]]: ...
+) -> AbstractAsyncContextManager[_Receive[BlockBatch]]: ...
 def kline_stream(
     client: HistoryClient,
     query: HistoryQuery,
@@ -311,6 +351,35 @@ def kline_stream(
     Without ``blocks`` every batch is a list of rows (archive files are parsed).
     """
     return _batches(client, query, options, progress, gaps, blocks)
+
+
+def kline_column_stream(
+    client: HistoryClient,
+    query: HistoryQuery,
+    options: HistoryOptions,
+    progress: Progress | None,
+    gaps: list[Gap] | None,
+    load: ColumnLoader,
+) -> AbstractAsyncContextManager[_Receive[KlineBatch]]:
+    """``kline_stream`` whose archive files ``load`` reads (into columns, in the fetch job:
+    parsing overlaps the later files' downloads), checked for continuity the same way."""
+    return _batches(client, query, options, progress, gaps, True, load)
+
+
+def kline_capacity(client: HistoryClient, query: HistoryQuery) -> int:
+    """How many candles ``query`` can hold up to the exchange's now: what a frame preallocates
+    (a gap leaves fewer)."""
+    first = grid_start(query.interval, query.start)
+    stop = _kline_fetch_end(client, query.interval, query.end)
+    size = interval_ms(query.interval)
+    if stop <= first:
+        return 0
+    if size is not None:
+        return -(-(stop - first) // size)
+    count, t = 0, first
+    while t < stop:
+        count, t = count + 1, next_open(query.interval, t)
+    return count
 
 
 def open_kline_stream(
@@ -376,7 +445,7 @@ def open_kline_block_stream(
     archive_url: str | None = None,
     cache_dir: str | Path | None = None,
     pause_gc: bool = True,
-) -> AbstractAsyncContextManager[_Receive[KlineBatch]]:
+) -> AbstractAsyncContextManager[_Receive[BlockBatch]]:
     """``open_kline_stream`` for writers: whole archive files come as ``KlineBlock``\\ s.
 
     A block is an archive file's CSV bytes (milliseconds, 12 columns, ``\\n`` line
