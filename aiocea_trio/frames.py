@@ -380,6 +380,9 @@ def _read_archive(
             pa.py_buffer(csv),
             read_options=pa.csv.ReadOptions(
                 column_names=list(KLINE_COLUMNS),
+                # files are read side by side: the reader's own threads would only
+                # hold more blocks (7 MB more per file)
+                use_threads=False,
                 # futures files may start with a header line
                 skip_rows=1 if csv[:1] and not csv[:1].isdigit() else 0,
             ),
