@@ -91,7 +91,7 @@ _MICROSECONDS_FROM: Final = 10**15
 #: CSV (2.7 times the zip) and its columns; two keep both cores busy.
 _READ_AT_ONCE: Final = 2
 #: ``download_klines_frame``'s files in flight (fetched, read or waiting their turn).
-_FRAME_CONCURRENCY: Final = 4
+_FRAME_CONCURRENCY: Final = 2
 
 
 def _require(module: str, what: str) -> Any:

@@ -21,7 +21,9 @@ the file pyarrow writes for the same table).
 Typed frames (issue 16): the same five years with ``download_klines_frame`` into a typed
 pandas and a polars DataFrame (``source="auto"``), each run in a fresh process so that its
 peak RSS (``ru_maxrss``: imports included) is its own; three runs each, best and median
-reported. Targets: under 3 s and under 400 MB.
+reported. Targets: under 3 s and under 400 MB. With ``--frames-only`` the polars download is
+also cut in phases (fetch and inflate only; and pyarrow's reader; the whole frame), each a
+fresh process, to show where time and memory go.
 
     python benchmarks/bench_archives.py                 # five years, every way
     python benchmarks/bench_archives.py --years 1       # a shorter run
@@ -156,6 +158,65 @@ async def frame_child(url: str, library: str, start: str, end: str) -> dict[str,
     }
 
 
+PHASES = ("fetch", "read", "frame")
+
+
+async def phase_child(url: str, phase: str, start: str, end: str) -> dict[str, Any]:
+    """One phase of the polars frame download in this (fresh) process: ``fetch`` (download,
+    checksum, inflate, nothing kept), ``read`` (and pyarrow's reader in the fetch jobs,
+    the columns dropped), ``frame`` (the whole ``download_klines_frame``)."""
+    from aiocea_trio import frames as fr
+    from aiocea_trio.archives import archive_csv
+    from aiocea_trio.history.klines import checked_kline_args, kline_column_stream
+    from aiocea_trio.history.source import HistoryOptions
+
+    __import__("pyarrow.csv")
+    __import__("polars")
+    imports_mb = peak_rss_mb()
+
+    async def inflated(host: Any, file: Any) -> list[Any]:
+        await host.unzipped(file, archive_csv)
+        return [[0]]
+
+    async with BinanceClient(base_url=url, timeout=60) as client:
+        began = time.perf_counter()
+        if phase == "frame":
+            await download_klines_frame(client, "BTCUSDT", "1m", start, end, library="polars")
+        else:
+            query, options = checked_kline_args(
+                "spot", "BTCUSDT", "1m", start, end,
+                lambda: HistoryOptions(max_concurrency=fr._FRAME_CONCURRENCY),
+            )
+            load = inflated if phase == "fetch" else fr._column_loader(fr.kline_schema())
+            async with kline_column_stream(client, query, options, None, [], load) as batches:
+                async for _ in batches:
+                    pass
+        seconds = time.perf_counter() - began
+    return {"phase": phase, "seconds": round(seconds, 2),
+            "rss_over_imports_mb": peak_rss_mb() - imports_mb}
+
+
+def phases(url: str, start: str, end: str) -> dict[str, Any]:
+    """Each phase ``FRAME_RUNS`` times, each in its own process: medians."""
+    out: dict[str, Any] = {}
+    for phase in PHASES:
+        runs = [
+            json.loads(subprocess.run(
+                [sys.executable, __file__, "--phase-child", phase, "--url", url,
+                 "--start", start, "--end", end],
+                check=True, capture_output=True, text=True,
+            ).stdout.splitlines()[-1])
+            for _ in range(FRAME_RUNS)
+        ]
+        out[phase] = {
+            "seconds_median": statistics.median(r["seconds"] for r in runs),
+            "rss_over_imports_mb_median": statistics.median(
+                r["rss_over_imports_mb"] for r in runs
+            ),
+        }
+    return out
+
+
 def frames(url: str, start: str, end: str) -> dict[str, Any]:
     """``FRAME_RUNS`` runs per library, each in its own process: every run and the summary."""
     out: dict[str, Any] = {"runs": []}
@@ -194,6 +255,7 @@ async def main(years: int, out_dir: Path, frames_only: bool = False) -> dict[str
         await timed(url, "auto", start, end, None)  # warm the simulator's archive cache
         report["frames"] = await trio.to_thread.run_sync(frames, url, start, end)
         if frames_only:
+            report["frames"]["phases"] = await trio.to_thread.run_sync(phases, url, start, end)
             return report
         for into, target in (
             ("memory", None),
@@ -225,6 +287,9 @@ def print_frames(report: dict[str, Any]) -> None:
             f"median={f['peak_rss_mb_median']} (download: {f['rss_over_imports_mb_median']})  "
             f"dtypes={', '.join(f['dtypes'])}"
         )
+    for phase, f in report["frames"].get("phases", {}).items():
+        print(f"  polars phase {phase:5}: {f['seconds_median']} s, "
+              f"{f['rss_over_imports_mb_median']} MB over the imports (medians)")
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -259,12 +324,17 @@ if __name__ == "__main__":
     parser.add_argument("--years", type=int, default=5)
     parser.add_argument("--frames-only", action="store_true", help="only the typed frames")
     parser.add_argument("--frame-child", help=argparse.SUPPRESS)
+    parser.add_argument("--phase-child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--start", help=argparse.SUPPRESS)
     parser.add_argument("--end", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.frame_child:
         figures = trio.run(frame_child, options.url, options.frame_child, options.start, options.end)
+        print(json.dumps(figures))
+        sys.exit()
+    if options.phase_child:
+        figures = trio.run(phase_child, options.url, options.phase_child, options.start, options.end)
         print(json.dumps(figures))
         sys.exit()
     RESULTS.mkdir(exist_ok=True)
