@@ -92,6 +92,10 @@ _MICROSECONDS_FROM: Final = 10**15
 _READ_AT_ONCE: Final = 2
 #: ``download_klines_frame``'s files in flight (fetched, read or waiting their turn).
 _FRAME_CONCURRENCY: Final = 2
+#: Rows preallocated at most (2**25: 268 MB of address space a column, touched only as rows
+#: come); a range asking more (1s candles for years, an end far past now on a client with
+#: no clock) grows past it.
+_MAX_PREALLOCATED: Final = 1 << 25
 
 
 def _require(module: str, what: str) -> Any:
@@ -635,7 +639,7 @@ async def _preallocated(
     schema: pa.Schema,
 ) -> pa.Table:
     """The stream's batches copied into ``_Columns`` as they come, in order."""
-    columns = _Columns(schema, kline_capacity(client, query))
+    columns = _Columns(schema, min(kline_capacity(client, query), _MAX_PREALLOCATED))
     load = _column_loader(schema)
     async with kline_column_stream(client, query, options, progress, gaps, load) as batches:
         async for batch in batches:

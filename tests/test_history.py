@@ -187,3 +187,20 @@ async def test_loose_types_are_refused_naming_the_parameter(
     with pytest.raises(error, match=match):
         await download_klines(exchange, "BTCUSDT", "1m", T0, T0 + MINUTE, **kwargs)
     assert exchange.calls == []
+
+
+def test_kline_capacity_counts_the_candles_a_frame_preallocates() -> None:
+    from aiocea_trio.history import HistoryQuery
+    from aiocea_trio.history.klines import kline_capacity
+
+    class NoClock:
+        async def request(self, method: str, path: str, params: Any = None, *, signed: bool = False) -> Any:
+            raise AssertionError("no request")
+
+    def capacity(interval: str, start: str, end: str) -> int:
+        return kline_capacity(NoClock(), HistoryQuery.check("spot", "BTCUSDT", start, end, interval))
+
+    assert capacity("1m", "2024-01-01", "2024-01-02") == 1440
+    assert capacity("1m", "2024-01-01T00:00:30Z", "2024-01-01T00:10:00Z") == 9  # opens 00:01..09
+    assert capacity("1M", "2024-01-15", "2024-04-01") == 2  # February and March
+    assert capacity("1d", "2024-01-01", "2024-01-01T00:00:01Z") == 1
