@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import trio
 from starlette.applications import Starlette
 
@@ -28,6 +29,7 @@ from .params import SymbolLookup
 from .pipeline import Pipeline
 from .routes import Handlers, build_app
 from .serve import serve
+from .streams import StreamServer
 from .symbols import SymbolSpec, default_symbols
 from .trading_handlers import TradingHandlers
 from .transport import SimTransport
@@ -57,6 +59,7 @@ class SimExchange:
     fault_injector: FaultInjector
     auth: Authenticator
     archives: ArchiveServer
+    streams: StreamServer
     app: Starlette
 
     @options_of(SimConfig)
@@ -108,7 +111,10 @@ class SimExchange:
             tickers=TickerHandlers(symbols),
             trading=TradingHandlers(self.engine, symbols),
         )
-        return build_app(pipeline, handlers, self.archives)
+        self.streams = StreamServer(
+            self.clock, self.market_data, self.symbol_specs, handlers.tickers
+        )
+        return build_app(pipeline, handlers, self.archives, self.streams)
 
     # -- introspection ---------------------------------------------------------------------
 
@@ -191,6 +197,14 @@ class SimExchange:
     def transport(self, client_ip: str = "127.0.0.1") -> SimTransport:
         """An httpx transport reaching the simulator in-process (no sockets)."""
         return SimTransport(self.app, client_ip)
+
+    def ws_transport(self, client_ip: str = "127.0.0.1") -> httpx.AsyncBaseTransport:
+        """An httpx transport reaching REST *and* the streams in-process, for httpx-ws's
+        ``aconnect_ws`` (with pings and pongs; see ``SimWebSocketTransport``). Enter it with
+        ``async with`` (it owns the connections' tasks). Needs httpx-ws."""
+        from .ws_transport import SimWebSocketTransport
+
+        return SimWebSocketTransport(self.app, client_ip)
 
     def client(self, **kwargs: Any) -> BinanceClient:
         """A ``BinanceClient`` for the demo account, wired in-process."""

@@ -266,13 +266,18 @@ class IndexedRouter(Router):
     second). Routes with path parameters (``/data/...``) and misses still take the scan.
     """
 
-    def __init__(self, routes: list[BaseRoute], default: Any) -> None:
+    def __init__(self, routes: list[BaseRoute], default: Any, websocket: Any = None) -> None:
         super().__init__(routes=routes, redirect_slashes=False, default=default)
+        #: The WebSocket paths' app (the streams), kept apart from the REST routes.
+        self.websocket = websocket
         self.exact = {
             r.path: r for r in routes if isinstance(r, Route) and not r.param_convertors
         }
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self.websocket is not None:
+            await self.websocket(scope, receive, send)
+            return
         route = self.exact.get(scope["path"]) if scope["type"] == "http" else None
         if route is None:
             await super().app(scope, receive, send)
@@ -284,10 +289,13 @@ class IndexedRouter(Router):
         await route.handle(scope, receive, send)
 
 
-def build_app(pipeline: Pipeline, handlers: Handlers, archives: ArchiveServer) -> Starlette:
-    """The Starlette application: the registry's routes through ``pipeline``, the archives."""
+def build_app(
+    pipeline: Pipeline, handlers: Handlers, archives: ArchiveServer, streams: Any = None
+) -> Starlette:
+    """The Starlette application: the registry's routes through ``pipeline``, the archives,
+    and WebSocket connections to ``streams``."""
     routes = _path_routes(pipeline, served(handlers))
     routes.append(Route(ARCHIVE_PATH, _Archives(archives, pipeline), methods=METHODS))
     app = Starlette()
-    app.router = IndexedRouter(routes, _Unrouted(pipeline))
+    app.router = IndexedRouter(routes, _Unrouted(pipeline), streams)
     return app
