@@ -105,6 +105,8 @@ from .signing import Ed25519Signer as Ed25519Signer
 from .signing import HmacSigner as HmacSigner
 from .signing import RsaSigner as RsaSigner
 from .signing import Signer as Signer
+from .streams import OrderBook as OrderBook
+from .streams import OrderBookSyncError as OrderBookSyncError
 from .streams import Stream as Stream
 from .streams import StreamClosedError as StreamClosedError
 from .streams import StreamConnectError as StreamConnectError
@@ -112,6 +114,7 @@ from .streams import StreamError as StreamError
 from .streams import StreamGap as StreamGap
 from .streams import StreamOverflowError as StreamOverflowError
 from .streams import StreamSubscribeError as StreamSubscribeError
+from .streams import open_order_book as open_order_book
 from .streams import open_stream as open_stream
 from .tasks import BinanceTask as BinanceTask
 from .tasks import CoinMCancelOrder as CoinMCancelOrder
@@ -258,6 +261,8 @@ __all__ = [
     "MarketLimits",
     "MarketStatistics",
     "Operator",
+    "OrderBook",
+    "OrderBookSyncError",
     "OrderBudget",
     "OrderSafety",
     "OrderStatusUnknownError",
@@ -341,6 +346,7 @@ __all__ = [
     "open_kline_batch_stream",
     "open_kline_block_stream",
     "open_kline_stream",
+    "open_order_book",
     "open_stream",
     "task_function",
 ]

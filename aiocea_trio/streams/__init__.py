@@ -17,6 +17,11 @@ from ._manager import StreamStatistics as StreamStatistics
 from ._manager import StreamSubscribeError as StreamSubscribeError
 from ._manager import default_policy as default_policy
 from ._manager import open_stream as open_stream
+from .book import BookSnapshot as BookSnapshot
+from .book import BookStatistics as BookStatistics
+from .book import OrderBook as OrderBook
+from .book import OrderBookSyncError as OrderBookSyncError
+from .book import open_order_book as open_order_book
 from .events import AggTrade as AggTrade
 from .events import BookTicker as BookTicker
 from .events import DepthUpdate as DepthUpdate
@@ -33,12 +38,16 @@ from .events import Trade as Trade
 __all__ = [
     "DEFAULT_BUFFER",
     "AggTrade",
+    "BookSnapshot",
+    "BookStatistics",
     "BookTicker",
     "DepthUpdate",
     "Event",
     "Kline",
     "MarkPrice",
     "MiniTicker",
+    "OrderBook",
+    "OrderBookSyncError",
     "PartialDepth",
     "Policy",
     "RawEvent",
@@ -53,5 +62,6 @@ __all__ = [
     "Ticker",
     "Trade",
     "default_policy",
+    "open_order_book",
     "open_stream",
 ]
