@@ -125,7 +125,8 @@ async def test_follows_the_true_book(market: Market) -> None:
     assert book.last_update_id == ex.u
     assert book.synced
     stats = book.statistics()
-    assert stats.resyncs == 0 and stats.snapshots == 1
+    assert stats.resyncs == 0
+    assert stats.snapshots == 1
     assert stats.updates_applied >= 300
 
 
@@ -170,7 +171,8 @@ def test_reads() -> None:
     assert (snap.last_update_id, snap.bids, snap.asks) == (7, ((D(10), D(1)),), ((D(11), D(1)),))
     with pytest.raises(ValueError, match="n must be"):
         book.levels(-1)
-    assert "BTCUSDT" in repr(book) and "syncing" in repr(book)
+    assert "BTCUSDT" in repr(book)
+    assert "syncing" in repr(book)
 
 
 async def test_wait_update_wakes_on_the_next_diff() -> None:
