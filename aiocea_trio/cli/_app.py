@@ -899,6 +899,151 @@ def watch(
     run_trio(settings, go)
 
 
+def _event_row(event: Any) -> dict[str, Any]:
+    """A typed stream event as a flat record: its kind, then its fields (levels as counts)."""
+    row: dict[str, Any] = {"kind": type(event).__name__}
+    for field in attrs.fields(type(event)):
+        value = getattr(event, field.name)
+        if isinstance(value, tuple):  # depth levels: too many for one line
+            value = f"{len(value)} levels"
+        row[field.name] = value
+    return row
+
+
+@cli.command()
+@click.argument("streams", nargs=-1, required=True)
+@click.option("--count", type=int, default=None, help="Stop after this many events.")
+@market_option
+@format_option
+@pass_settings
+def stream(settings: Settings, streams: tuple[str, ...], count: int | None, fmt: str) -> None:
+    """Live market STREAMS (Binance's names: btcusdt@trade, ethusdt@kline_1m, ...).
+
+    table: one line per event; json: the events as Binance sent them, one JSON object per
+    line (``{"stream": ..., "data": ...}``); csv: stream, event time and the payload as JSON.
+    A reconnect that may have lost events prints a gap line (json: ``{"gap": ...}``).
+    """
+    from ..streams import StreamGap, open_stream
+
+    if count is not None and count < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--count")
+    names = [s.strip() for s in streams if s.strip()]
+    csv_out = CsvStream()
+
+    def show(event: Any) -> None:
+        if isinstance(event, StreamGap):
+            record = {"gap": event.stream, "from": event.start_ms, "to": event.end_ms}
+            if fmt == "json":
+                print_json(record, line=True)
+            elif fmt == "csv":
+                csv_out.write([{"stream": event.stream, "time": event.end_ms, "data": record}])
+            else:
+                console.print(f"[yellow]gap[/] {event.stream}: {_fmt_ms(event.start_ms)} → "
+                              f"{_fmt_ms(event.end_ms)} (events may be missing)")
+            return
+        if fmt == "json":
+            print_json(event, line=True)
+        elif fmt == "csv":
+            data = event["data"]
+            time = data.get("E", data.get("T")) if isinstance(data, dict) else None
+            csv_out.write([{"stream": event["stream"], "time": time, "data": data}])
+        else:
+            row = _event_row(event)
+            fields = "  ".join(f"{k}={v}" for k, v in row.items() if k not in ("kind", "stream"))
+            console.print(f"[bold]{row.get('stream', '')}[/] {row['kind']}  {fields}",
+                          soft_wrap=True, highlight=False)
+
+    async def go() -> int:
+        seen = 0
+        async with settings.open_client() as client, open_stream(
+            client, *names, market=settings.market, raw=fmt != "table"
+        ) as events:
+            async for event in events:
+                show(event)
+                seen += 1
+                if count is not None and seen >= count:
+                    break
+        return seen
+
+    run_trio(settings, go)
+
+
+def _ladder(symbol: str, market: Market, snapshot: Any) -> Table:
+    rows = []
+    for i in range(max(len(snapshot.bids), len(snapshot.asks))):
+        bid = snapshot.bids[i] if i < len(snapshot.bids) else ("", "")
+        ask = snapshot.asks[i] if i < len(snapshot.asks) else ("", "")
+        rows.append([str(bid[1]), f"[green]{bid[0]}[/]", f"[red]{ask[0]}[/]", str(ask[1])])
+    columns = [Column("bid qty"), Column("bid"), Column("ask"), Column("ask qty")]
+    state = "" if snapshot.synced else " (resyncing)"
+    title = f"{market.label} {symbol} local book, update {snapshot.last_update_id}{state}"
+    return fitted_table(console, title, columns, rows)
+
+
+@cli.command()
+@click.argument("symbol")
+@click.option("--levels", default=10, show_default=True, help="Price levels per side shown.")
+@click.option("--every", default="500ms", show_default=True, help="Refresh period.")
+@click.option("--count", type=int, default=None, help="Stop after this many refreshes.")
+@market_option
+@format_option
+@pass_settings
+def book(
+    settings: Settings, symbol: str, levels: int, every: str, count: int | None, fmt: str
+) -> None:
+    """A live depth ladder of SYMBOL from a local order book (snapshot + diff stream).
+
+    json: one JSON object per refresh (``lastUpdateId``, ``bids``, ``asks`` as exact strings);
+    csv: side, level, price, quantity per refresh.
+    """
+    from rich.live import Live
+
+    from ..streams import open_order_book
+
+    symbol = _symbol(symbol)
+    period = _parse_period(every)
+    if levels < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--levels")
+    if count is not None and count < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--count")
+    redraw = console.is_terminal and fmt == "table"
+    live = Live(console=console, auto_refresh=False) if redraw else None
+    csv_out = CsvStream()
+
+    def show(number: int, snapshot: Any) -> None:
+        as_text = [[[str(p), str(q)] for p, q in side] for side in (snapshot.bids, snapshot.asks)]
+        if fmt == "json":
+            print_json({"refresh": number, "lastUpdateId": snapshot.last_update_id,
+                        "synced": snapshot.synced, "bids": as_text[0], "asks": as_text[1]},
+                       line=True)
+        elif fmt == "csv":
+            csv_out.write([{"refresh": number, "lastUpdateId": snapshot.last_update_id,
+                            "side": side, "level": i, "price": p, "quantity": q}
+                           for side, rows in (("bid", as_text[0]), ("ask", as_text[1]))
+                           for i, (p, q) in enumerate(rows, 1)])
+        elif live is not None:
+            live.update(_ladder(symbol, settings.market, snapshot), refresh=True)
+        else:
+            console.print(_ladder(symbol, settings.market, snapshot))
+
+    async def go() -> int:
+        shown = 0
+        async with settings.open_client() as client, open_order_book(
+            client, symbol, market=settings.market
+        ) as local:
+            with live if live is not None else nullcontext():
+                while count is None or shown < count:
+                    shown += 1
+                    show(shown, local.snapshot(levels))
+                    if count is not None and shown >= count:
+                        break
+                    await trio.sleep(period)
+                    await local.wait_update(0)
+        return shown
+
+    run_trio(settings, go)
+
+
 def _parse_period(text: str) -> float:
     value = text.strip().lower()
     try:

@@ -2,9 +2,10 @@
 
 Over a socket: websockets' trio client (the cheapest of the three measured in
 benchmarks/bench_ws_libs.py: ~7 µs of CPU per message against ~18 for trio-websocket and
-~46 for httpx-ws). In-process (the simulator's ASGI app, no socket): httpx-ws, the only one
-of the three with an ASGI transport. Neither library answers pings while the application
-is not reading, so the stream layer always drains the socket in its own task.
+~46 for httpx-ws). In-process (the simulator's ASGI app, no socket): our own bridge on trio
+channels (``_asgi.py``; httpx-ws's ASGI transport corrupts trio's nursery stack when it
+closes). No library answers pings while the application is not reading, so the stream layer
+always drains the socket in its own task.
 """
 
 from __future__ import annotations
@@ -49,25 +50,6 @@ class _WebsocketsConn:
         except Exception as exc:
             raise WebSocketClosed(f"connection closed: {exc!r}") from exc
         return msg if isinstance(msg, str) else msg.decode()
-
-
-class _HttpxWsConn:
-    __slots__ = ("_ws",)
-
-    def __init__(self, ws: Any) -> None:
-        self._ws = ws
-
-    async def send_text(self, text: str) -> None:
-        try:
-            await self._ws.send_text(text)
-        except Exception as exc:
-            raise WebSocketClosed(f"send failed: {exc!r}") from exc
-
-    async def receive(self) -> str:
-        try:
-            return str(await self._ws.receive_text())
-        except Exception as exc:
-            raise WebSocketClosed(f"connection closed: {exc!r}") from exc
 
 
 @asynccontextmanager
@@ -127,27 +109,33 @@ async def _aexit_quietly(cm: Any, exc: BaseException | None) -> None:
 
 @asynccontextmanager
 async def _connect_asgi(url: str, app: Any) -> AsyncIterator[WebSocket]:
-    from contextlib import AsyncExitStack
+    from ._asgi import AsgiWebSocketClosed, connect_asgi
 
-    import httpx
+    try:
+        async with connect_asgi(url, app) as conn:
+            yield _AsgiConn(conn)
+    except AsgiWebSocketClosed as exc:
+        raise WebSocketClosed(str(exc)) from exc
 
-    _require_extra("httpx_ws")
-    from httpx_ws import aconnect_ws
-    from httpx_ws.transport import ASGIWebSocketTransport
 
-    http_url = "http" + url[2:] if url.startswith("ws") else url
-    async with AsyncExitStack() as stack:
+class _AsgiConn:
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def send_text(self, text: str) -> None:
+        from ._asgi import AsgiWebSocketClosed
+
         try:
-            transport = await stack.enter_async_context(ASGIWebSocketTransport(app))
-            http = await stack.enter_async_context(httpx.AsyncClient(transport=transport))
-            ws: Any = await stack.enter_async_context(
-                aconnect_ws(
-                    http_url,
-                    http,
-                    keepalive_ping_interval_seconds=None,
-                    max_message_size_bytes=MAX_MESSAGE_BYTES,
-                )
-            )
-        except Exception as exc:
-            raise WebSocketClosed(f"in-process connection to {url} failed: {exc!r}") from exc
-        yield _HttpxWsConn(ws)
+            await self._conn.send_text(text)
+        except AsgiWebSocketClosed as exc:
+            raise WebSocketClosed(str(exc)) from exc
+
+    async def receive(self) -> str:
+        from ._asgi import AsgiWebSocketClosed
+
+        try:
+            return str(await self._conn.receive())
+        except AsgiWebSocketClosed as exc:
+            raise WebSocketClosed(str(exc)) from exc
