@@ -5,6 +5,7 @@ local book followed through thousands of diffs and injected gaps ends equal to t
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from typing import Any
 
@@ -127,3 +128,39 @@ async def test_a_dropped_connection_gives_one_gap_and_resumes(
     assert len(gaps) == 1
     assert gaps[0].stream == "btcusdt@aggTrade"
     assert gaps[0].start_ms <= gaps[0].end_ms
+
+
+async def test_closed_klines_feed_the_operator(sim: SimExchange, autojump_clock: Any) -> None:
+    from aiocea_trio import Operator
+    from aiocea_trio.streams import tasks_from
+    from aiocea_trio.tasks import SpotFetchTicker
+
+    def on_close(event: Any) -> SpotFetchTicker | None:
+        if isinstance(event, Kline) and event.closed:
+            return SpotFetchTicker(symbol=event.symbol)
+        return None
+
+    results: list[tuple[float, Any]] = []
+    with trio.fail_after(600):
+        async with sim.client() as client, open_stream(client, "ethusdt@kline_1m") as stream:
+            operator = Operator(client).add_source(tasks_from(stream, on_close))
+            async with operator.completed() as finished:
+                async for task in finished:
+                    results.append((trio.current_time(), task.result))
+                    if len(results) == 3:
+                        break
+    assert [r["symbol"] for _, r in results] == ["ETHUSDT"] * 3
+    times = [t for t, _ in results]
+    assert [round(b - a) for a, b in itertools.pairwise(times)] == [60, 60]  # one per candle
+
+
+async def test_tasks_from_refuses_what_is_not_a_task() -> None:
+    from aiocea_trio.streams import tasks_from
+
+    send, receive = trio.open_memory_channel[Any](1)
+    feed = tasks_from(receive, lambda event: "not a task")
+    await send.send(1)
+    with pytest.raises(TypeError, match="make_task must return a Task"):
+        await feed.receive()
+    with pytest.raises(TypeError, match="callable"):
+        tasks_from(receive, 3)  # type: ignore[arg-type]

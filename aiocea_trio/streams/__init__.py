@@ -34,6 +34,8 @@ from .events import RawEvent as RawEvent
 from .events import StreamGap as StreamGap
 from .events import Ticker as Ticker
 from .events import Trade as Trade
+from .feed import TaskFeed as TaskFeed
+from .feed import tasks_from as tasks_from
 
 __all__ = [
     "DEFAULT_BUFFER",
@@ -59,9 +61,11 @@ __all__ = [
     "StreamOverflowError",
     "StreamStatistics",
     "StreamSubscribeError",
+    "TaskFeed",
     "Ticker",
     "Trade",
     "default_policy",
     "open_order_book",
     "open_stream",
+    "tasks_from",
 ]
