@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -404,3 +405,54 @@ def test_completion_completes(runner: CliRunner, line: str, expected: set[str]) 
     })
     assert result.exit_code == 0, result.output
     assert {item.split(",", 1)[1] for item in result.output.splitlines()} == expected
+
+
+# -- streams ------------------------------------------------------------------------------------
+
+
+def test_stream_json_lines_are_binances_messages(runner: CliRunner) -> None:
+    out = _out(runner, "stream", "btcusdt@trade", "--count", "3", "--format", "json")
+    events = [json.loads(line) for line in out.splitlines()]
+    assert len(events) == 3
+    assert {e["stream"] for e in events} == {"btcusdt@trade"}
+    assert all(e["data"]["e"] == "trade" and EXACT.fullmatch(e["data"]["p"]) for e in events)
+    ids = [e["data"]["t"] for e in events]
+    assert ids == list(range(ids[0], ids[0] + 3))
+
+
+def test_stream_csv_and_table(runner: CliRunner) -> None:
+    rows = list(csv.DictReader(io.StringIO(
+        _out(runner, "stream", "ethusdt@aggTrade", "--count", "2", "--format", "csv")
+    )))
+    assert [r["stream"] for r in rows] == ["ethusdt@aggTrade"] * 2
+    assert json.loads(rows[0]["data"])["e"] == "aggTrade"
+    table = _out(runner, "stream", "btcusdt@trade", "--count", "2")
+    assert table.count("btcusdt@trade Trade") == 2
+    _no_markup(table)
+
+
+def test_book_json_is_a_local_book_per_refresh(runner: CliRunner) -> None:
+    out = _out(runner, "book", "BTCUSDT", "--market", "usdm", "--levels", "3", "--count", "2",
+               "--every", "0s", "--format", "json")
+    books = [json.loads(line) for line in out.splitlines()]
+    assert [b["refresh"] for b in books] == [1, 2]
+    for b in books:
+        assert b["synced"] is True
+        assert len(b["bids"]) == len(b["asks"]) == 3
+        assert Decimal(b["bids"][0][0]) < Decimal(b["asks"][0][0])
+    assert books[1]["lastUpdateId"] > books[0]["lastUpdateId"]
+
+
+def test_stream_and_book_refuse_bad_counts(runner: CliRunner) -> None:
+    for args in (["stream", "btcusdt@trade", "--count", "0"], ["book", "BTCUSDT", "--levels", "0"]):
+        result = runner.invoke(cli, ["--sim", *args])
+        assert result.exit_code == 2
+        assert "must be at least 1" in result.output
+
+
+def test_an_endless_stream_piped_into_head_ends_quietly() -> None:
+    lines, rc, err = _through_head("stream btcusdt@trade --format json")
+    assert len(lines) == 3
+    assert rc in ("rc=0", "rc=141")
+    assert err == ""
+    assert all(json.loads(line)["stream"] == "btcusdt@trade" for line in lines)
