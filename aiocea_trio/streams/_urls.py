@@ -1,4 +1,4 @@
-"""Where a market's streams live and the limits of a connection (binance-api.md §10)."""
+"""Where a market's streams live and the limits of a connection (Binance's WebSocket docs)."""
 
 from __future__ import annotations
 
