@@ -83,10 +83,13 @@ ATTEMPTS: Final = (300, 300.0)
 class _Closed(Exception):
     """Raised inside a connection's nursery to end it with a close code and reason."""
 
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: int, reason: str, *, flush: bool = True) -> None:
         super().__init__(code, reason)
         self.code = code
         self.reason = reason
+        self.flush = flush
+        """Send what is already queued before the close frame (as a socket server whose
+        replies were written before the close would); not for a drop or a slow consumer."""
 
 
 @attrs.define(eq=False)
@@ -121,9 +124,9 @@ class StreamConnection:
 
     # -- faults and control ---------------------------------------------------------------
 
-    def close_soon(self, code: int, reason: str) -> None:
+    def close_soon(self, code: int, reason: str, *, flush: bool = True) -> None:
         """End the connection (from outside its tasks): it closes with ``code``."""
-        self._pending_close = _Closed(code, reason)
+        self._pending_close = _Closed(code, reason, flush=flush)
         if self._scope is not None:
             self._scope.cancel()
 
@@ -136,8 +139,10 @@ class StreamConnection:
         assert self._out is not None
         try:
             self._out.send_nowait(text)
+        except trio.ClosedResourceError:  # (closing: nothing more is sent)
+            return
         except trio.WouldBlock:
-            raise _Closed(1008, "slow consumer: send buffer full") from None
+            raise _Closed(1008, "slow consumer: send buffer full", flush=False) from None
 
     def _reply(self, body: dict[str, Any]) -> None:
         self._queue(json.dumps(body, separators=(",", ":")))
@@ -149,7 +154,12 @@ class StreamConnection:
     # -- tasks -----------------------------------------------------------------------------
 
     async def run(self, receive: Receive, send: Send, initial: list[str]) -> None:
-        """Serve the connection until it closes; then send the close frame if still open."""
+        """Serve the connection until it closes; then send the close frame if still open.
+
+        The writer outlives the other tasks: a close for a broken rule (rate, pong, 24 h,
+        shutdown) first lets it send what is queued (within 5 s), as a server whose replies
+        were written before the offending frame arrived; a drop or a slow consumer cancels it.
+        """
         out, inbox = trio.open_memory_channel[str](self.rules.send_buffer)
         self._out = out
         for name in initial:
@@ -158,11 +168,31 @@ class StreamConnection:
             except StreamError:
                 continue
         closed: _Closed | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer, inbox, send)
+            with out:  # closed: the writer ends once it has sent the rest
+                closed = await self._serve(receive, send)
+            if closed is None or not closed.flush:
+                nursery.cancel_scope.cancel()
+            else:
+                nursery.cancel_scope.deadline = trio.current_time() + 5
+        if closed is not None:
+            self.close_code, self.close_reason = closed.code, closed.reason
+            with trio.move_on_after(5, shield=True):
+                await send(
+                    {"type": "websocket.close", "code": closed.code, "reason": closed.reason}
+                )
+
+    async def _serve(self, receive: Receive, send: Send) -> _Closed | None:
+        """Run the reader, pusher, pinger and lifetime until one ends the connection: the
+        close to send, or None when the client disconnected."""
+        closed: _Closed | None = None
         disconnected = False
         try:
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
-                nursery.start_soon(self._writer, inbox, send)
+                if self._pending_close is not None:  # (closed before it started)
+                    nursery.cancel_scope.cancel()
                 nursery.start_soon(self._pusher)
                 nursery.start_soon(self._lifetime)
                 if self.has_ping:
@@ -174,14 +204,9 @@ class StreamConnection:
             first = group.exceptions[0]
             assert isinstance(first, _Closed)
             closed = first
-        if closed is None:
-            closed = self._pending_close
-        if closed is not None and not disconnected:
-            self.close_code, self.close_reason = closed.code, closed.reason
-            with trio.move_on_after(5, shield=True):
-                await send(
-                    {"type": "websocket.close", "code": closed.code, "reason": closed.reason}
-                )
+        if disconnected:
+            return None
+        return closed or self._pending_close
 
     async def _reader(self, receive: Receive) -> None:
         """Incoming frames: the protocol, the rate limit, pongs. Returns on disconnect."""
@@ -227,7 +252,7 @@ class StreamConnection:
                     await self._changed.wait()
                 continue
             for stream in live:
-                if stream.due_ms <= now:
+                if stream.due_ms <= now and self.streams.get(stream.name) is stream:
                     if not self.silent():
                         for payload in stream.events(stream.due_ms):
                             self._push(stream.name, payload)
@@ -235,6 +260,9 @@ class StreamConnection:
                     stream.due_ms = max(stream.due_ms + period, now - now % period)
                     if stream.due_ms <= now:
                         stream.due_ms += period
+                    # the writer drains between streams: only a client that does not read
+                    # fills the queue, not a second's burst over many streams
+                    await trio.lowlevel.checkpoint()
             await trio.lowlevel.checkpoint()
 
     async def _pinger(self, send: Send) -> None:
@@ -398,7 +426,7 @@ class StreamServer:
         """Close the matching connections at once (code 1011); returns how many."""
         found = self._matching(market)
         for conn in found:
-            conn.close_soon(1011, "dropped by the simulator")
+            conn.close_soon(1011, "dropped by the simulator", flush=False)
         return len(found)
 
     def silence(self, seconds: float = math.inf, market: str | None = None) -> int:
@@ -428,7 +456,7 @@ class StreamServer:
             try:
                 conn._queue(json.dumps(body, separators=(",", ":")))
             except _Closed:
-                conn.close_soon(1008, "slow consumer: send buffer full")
+                conn.close_soon(1008, "slow consumer: send buffer full", flush=False)
                 continue
             conn.end_at(trio.current_time() + close_after, "server shutdown")
         return len(found)
