@@ -14,6 +14,9 @@ import httpx
 import pytest
 import trio
 from httpx_ws import WebSocketDisconnect, aconnect_ws
+from trio_websocket import open_websocket_url
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import CloseConnection, Ping, Request
 
 from aiocea_trio.endpoints import KLINE_INTERVALS
 from aiocea_trio.markets import Market
@@ -458,4 +461,46 @@ async def test_served_over_a_socket(sim: SimExchange) -> None:
                 assert await ws.receive_json() == {"result": ["btcusdt@depth5@100ms"], "id": 1}
                 event = await ws.receive_json()
                 assert len(event["data"]["b"]) == 5
+        nursery.cancel_scope.cancel()
+
+
+async def _silent_client(url: str, path: str) -> tuple[list[float], CloseConnection]:
+    """A bare wsproto client over a socket that never answers pings: the times it saw pings
+    at, and the close it got."""
+    host, port = url.removeprefix("http://").split(":")
+    stream = await trio.open_tcp_stream(host, int(port))
+    ws = WSConnection(ConnectionType.CLIENT)
+    pings: list[float] = []
+    async with stream:
+        await stream.send_all(ws.send(Request(host=host, target=path)))
+        while True:
+            data = await stream.receive_some()
+            ws.receive_data(data or None)
+            for event in ws.events():
+                if isinstance(event, Ping):
+                    pings.append(trio.current_time())
+                elif isinstance(event, CloseConnection):
+                    return pings, event
+            assert data, "closed without a close frame"
+
+
+@limit(LIMIT)
+async def test_served_pings_and_pong_deadline(sim: SimExchange, autojump_clock: Any) -> None:
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(sim.serve, "127.0.0.1", 0)
+        ws_url = url.replace("http", "ws")
+        # trio-websocket answers pings: the connection outlives several deadlines
+        async with open_websocket_url(ws_url + "/ws/btcusdt@miniTicker") as conn:
+            start = trio.current_time()
+            while trio.current_time() - start < 200:
+                json.loads(await conn.get_message())
+            [served] = sim.streams.connections
+            assert served.has_ping
+            assert served.close_code is None
+        # a client that does not answer: pings at 20 s, 40 s, ...; closed 60 s after the first
+        start = trio.current_time()
+        pings, close = await _silent_client(url, "/ws/btcusdt@miniTicker")
+        assert [t - start for t in pings] == [20, 40, 60]
+        assert trio.current_time() - start == 80
+        assert (close.code, close.reason) == (1008, "pong timeout")
         nursery.cancel_scope.cancel()
