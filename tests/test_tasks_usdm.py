@@ -96,7 +96,11 @@ async def test_ping_time_and_exchange_info(client: BinanceClient) -> None:
 async def test_order_book(client: BinanceClient, limit: int) -> None:
     book = await run(UsdMFetchOrderBook(symbol="BTCUSDT", limit=limit), client)
     check(book, {"lastUpdateId": int, "E": int, "T": int, "bids": list, "asks": list})
-    assert len(book["bids"]) == len(book["asks"]) == limit
+    if limit <= 100:
+        assert len(book["bids"]) == len(book["asks"]) == limit
+    else:  # the whole true book: every level within 1,000 price steps of the best, most taken
+        assert 500 < len(book["bids"]) <= limit
+        assert 500 < len(book["asks"]) <= limit
     assert all(dec(p) and dec(q) for p, q in book["bids"] + book["asks"])
     assert Decimal(book["bids"][0][0]) < Decimal(book["asks"][0][0])
 
