@@ -260,3 +260,83 @@ async def test_ccxt_binance(nursery: trio.Nursery) -> None:
     assert out["perp_trades"][0]["side"] == "buy"
     assert sim.limiter.answered_429 == 0
     nursery.cancel_scope.cancel()
+
+
+# -- streams: python-binance's socket manager, ccxt pro's watch methods -------------------------
+
+
+async def _python_binance_streams(url: str) -> dict[str, Any]:
+    binance = _require("binance")
+    client = _python_binance_client(url)
+    manager = binance.BinanceSocketManager(client)
+    manager.STREAM_URL = url.replace("http://", "ws://") + "/"
+    out: dict[str, Any] = {"trades": [], "klines": []}
+    try:
+        async with manager.trade_socket("BTCUSDT") as socket:
+            while len(out["trades"]) < 5:
+                out["trades"].append(await asyncio.wait_for(socket.recv(), 30))
+        async with manager.kline_socket("ETHUSDT", interval="1m") as socket:
+            out["klines"].append(await asyncio.wait_for(socket.recv(), 30))
+    finally:
+        await client.close_connection()
+    return out
+
+
+async def test_python_binance_socket_manager(nursery: trio.Nursery) -> None:
+    with trio.fail_after(120):
+        _sim, url = await _serve(nursery)
+        out = await trio.to_thread.run_sync(lambda: asyncio.run(_python_binance_streams(url)))
+    trades = out["trades"]
+    assert [t["e"] for t in trades] == ["trade"] * 5
+    ids = [t["t"] for t in trades]
+    assert ids == list(range(ids[0], ids[0] + 5))
+    assert all(t["s"] == "BTCUSDT" and Decimal(t["p"]) > 0 for t in trades)
+    (kline,) = out["klines"]
+    assert kline["e"] == "kline"
+    assert kline["k"]["i"] == "1m"
+
+
+async def _ccxt_pro_session(url: str) -> dict[str, Any]:
+    pro = _require("ccxt.pro")
+    exchange = pro.binance(
+        {"options": {"fetchMarkets": ["spot"], "fetchCurrencies": False}, "enableRateLimit": False}
+    )
+    api = dict(exchange.urls["api"])
+    for key, value in api.items():
+        if isinstance(value, str) and value.startswith("https://api.binance.com"):
+            api[key] = url + value[len("https://api.binance.com") :]
+    ws = dict(api["ws"])
+    ws["spot"] = url.replace("http://", "ws://") + "/ws"
+    api["ws"] = ws
+    exchange.urls["api"] = api
+    out: dict[str, Any] = {}
+    try:
+        await exchange.load_markets()
+        trades: list[Any] = []
+        while len(trades) < 5:
+            trades += await asyncio.wait_for(exchange.watch_trades("BTC/USDT"), 30)
+        out["trades"] = trades
+        # ccxt's local book: the /api/v3/depth snapshot plus the diff stream, by its own rules
+        book = None
+        for _ in range(5):
+            book = await asyncio.wait_for(exchange.watch_order_book("ETH/USDT"), 30)
+        out["book"] = {"bids": book["bids"][:5], "asks": book["asks"][:5], "nonce": book["nonce"]}
+        out["snapshot"] = await exchange.fetch_order_book("ETH/USDT", limit=5)
+    finally:
+        await exchange.close()
+    return out
+
+
+async def test_ccxt_pro_watch_trades_and_order_book(nursery: trio.Nursery) -> None:
+    with trio.fail_after(120):
+        _sim, url = await _serve(nursery)
+        out = await trio.to_thread.run_sync(lambda: asyncio.run(_ccxt_pro_session(url)))
+    trades = out["trades"]
+    assert len(trades) >= 5
+    assert all(t["symbol"] == "BTC/USDT" and t["price"] > 0 for t in trades)
+    book = out["book"]
+    assert book["bids"][0][0] < book["asks"][0][0]
+    assert [b[0] for b in book["bids"]] == sorted((b[0] for b in book["bids"]), reverse=True)
+    # the book ccxt keeps from snapshot + diffs is the simulator's book (a second later or so)
+    snap = out["snapshot"]
+    assert abs(book["bids"][0][0] - snap["bids"][0][0]) / snap["bids"][0][0] < 0.01
