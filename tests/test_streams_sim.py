@@ -164,3 +164,61 @@ async def test_tasks_from_refuses_what_is_not_a_task() -> None:
         await feed.receive()
     with pytest.raises(TypeError, match="callable"):
         tasks_from(receive, 3)  # type: ignore[arg-type]
+
+
+async def test_24_hours_of_klines_across_the_rollover(
+    sim: SimExchange, autojump_clock: Any
+) -> None:
+    """A day and a bit of 1h klines: the connection is rolled over before Binance's 24-hour
+    limit, and every closed kline arrives once, none missing, no gap."""
+    closed: list[int] = []
+    with trio.fail_after(30 * 3600):
+        async with sim.client() as client, open_stream(client, "btcusdt@kline_1h") as stream:
+            async for event in stream:
+                assert not isinstance(event, StreamGap)
+                if isinstance(event, Kline) and event.closed:
+                    closed.append(event.open_time)
+                    if len(closed) == 26:
+                        break
+            stats = stream.statistics()
+    assert closed == list(range(closed[0], closed[0] + 26 * 3_600_000, 3_600_000))
+    assert stats.rollovers >= 1
+    assert stats.gaps == 0
+
+
+async def test_a_silent_connection_is_replaced_with_one_gap(
+    sim: SimExchange, autojump_clock: Any
+) -> None:
+    with trio.fail_after(600):
+        async with sim.client() as client, open_stream(client, "btcusdt@trade") as stream:
+            got = 0
+            gaps: list[tuple[StreamGap, float]] = []
+            silenced_at = 0.0
+            async for event in stream:
+                if isinstance(event, StreamGap):
+                    gaps.append((event, trio.current_time()))
+                    continue
+                got += 1
+                if got == 20:
+                    silenced_at = trio.current_time()
+                    assert sim.streams.silence(market="spot") == 1
+                if gaps and got >= 60:
+                    break
+    assert len(gaps) == 1
+    assert gaps[0][1] - silenced_at <= 30 + 5  # within the watchdog period (and a reconnect)
+
+
+async def test_a_consumer_asleep_for_5_minutes_keeps_its_connection(
+    sim: SimExchange, autojump_clock: Any
+) -> None:
+    """The simulator pings every 20 s and drops a client that has not answered within 60 s;
+    the stream's reader answers while the consumer sleeps between reads."""
+    with trio.fail_after(3600):
+        async with sim.client() as client, open_stream(client, "btcusdt@kline_1m") as stream:
+            for _ in range(3):
+                event = await stream.receive()
+                assert not isinstance(event, StreamGap)
+                await trio.sleep(300)
+            stats = stream.statistics()
+    assert stats.reconnects == 0
+    assert stats.gaps == 0
