@@ -222,3 +222,24 @@ async def test_a_consumer_asleep_for_5_minutes_keeps_its_connection(
             stats = stream.statistics()
     assert stats.reconnects == 0
     assert stats.gaps == 0
+
+
+@pytest.mark.parametrize(
+    ("market", "streams"),
+    [
+        ("coinm", ("btcusd_perp@aggTrade", "btcusd_perp@markPrice", "btcusd_perp@bookTicker")),
+        ("usdm", ("btcusdt@aggTrade", "btcusdt@bookTicker", "ethusdt@markPrice@1s")),
+    ],
+)
+async def test_futures_streams_on_their_routes(
+    sim: SimExchange, autojump_clock: Any, market: str, streams: tuple[str, ...]
+) -> None:
+    seen: set[str] = set()
+    with trio.fail_after(600):
+        async with sim.client() as client, open_stream(client, *streams, market=market) as stream:
+            async for event in stream:
+                assert not isinstance(event, StreamGap)
+                seen.add(event.stream)
+                if seen == set(streams):
+                    break
+            assert stream.statistics().connections == (2 if market == "usdm" else 1)
