@@ -161,8 +161,15 @@ async def client(server: FakeBinance) -> AsyncIterator[BinanceClient]:
 
 def trade(i: int, symbol: str = "BTCUSDT") -> dict[str, Any]:
     return {
-        "e": "trade", "E": 1000 + i, "s": symbol, "t": i, "p": "100.5", "q": "0.25",
-        "T": 1000 + i, "m": True, "M": True,
+        "e": "trade",
+        "E": 1000 + i,
+        "s": symbol,
+        "t": i,
+        "p": "100.5",
+        "q": "0.25",
+        "T": 1000 + i,
+        "m": True,
+        "M": True,
     }
 
 
@@ -171,11 +178,27 @@ def kline(i: int, per_minute: int = 6) -> dict[str, Any]:
     minute = i // per_minute
     closed = i % per_minute == per_minute - 1
     return {
-        "e": "kline", "E": i * 60_000 // per_minute + 1, "s": "BTCUSDT",
+        "e": "kline",
+        "E": i * 60_000 // per_minute + 1,
+        "s": "BTCUSDT",
         "k": {
-            "t": minute * 60_000, "T": minute * 60_000 + 59_999, "s": "BTCUSDT", "i": "1m",
-            "f": 1, "L": 2, "o": "1", "c": "2", "h": "3", "l": "0.5", "v": "10", "n": 2,
-            "x": closed, "q": "20", "V": "5", "Q": "10", "B": "0",
+            "t": minute * 60_000,
+            "T": minute * 60_000 + 59_999,
+            "s": "BTCUSDT",
+            "i": "1m",
+            "f": 1,
+            "L": 2,
+            "o": "1",
+            "c": "2",
+            "h": "3",
+            "l": "0.5",
+            "v": "10",
+            "n": 2,
+            "x": closed,
+            "q": "20",
+            "V": "5",
+            "Q": "10",
+            "B": "0",
         },
     }
 
@@ -198,7 +221,9 @@ def test_hosts_and_routes() -> None:
     real = BinanceClient()
     assert stream_base(real, Market.SPOT) == "wss://stream.binance.com:9443"
     assert stream_base(real, Market.USDM) == "wss://fstream.binance.com"
-    assert stream_base(BinanceClient(testnet=True), Market.COINM) == "wss://dstream.binancefuture.com"
+    assert (
+        stream_base(BinanceClient(testnet=True), Market.COINM) == "wss://dstream.binancefuture.com"
+    )
     sim = BinanceClient(base_url="https://sim.example:8443")
     assert stream_base(sim, Market.SPOT) == "wss://sim.example:8443"
     assert stream_base(sim, Market.USDM) == "wss://sim.example:8443/fstream"
@@ -216,23 +241,90 @@ async def test_typed_events_on_one_combined_connection(
     server: FakeBinance, client: BinanceClient, autojump_clock: trio.abc.Clock
 ) -> None:
     names = [
-        "btcusdt@trade", "btcusdt@aggTrade", "btcusdt@kline_1m", "btcusdt@miniTicker",
-        "btcusdt@ticker", "btcusdt@bookTicker", "btcusdt@depth5", "btcusdt@depth",
-        "btcusdt@markPrice", "btcusdt@avgPrice",
+        "btcusdt@trade",
+        "btcusdt@aggTrade",
+        "btcusdt@kline_1m",
+        "btcusdt@miniTicker",
+        "btcusdt@ticker",
+        "btcusdt@bookTicker",
+        "btcusdt@depth5",
+        "btcusdt@depth",
+        "btcusdt@markPrice",
+        "btcusdt@avgPrice",
     ]
     payloads = [
         trade(7),
-        {"e": "aggTrade", "E": 1, "s": "BTCUSDT", "a": 9, "p": "1.5", "q": "2", "f": 1, "l": 3, "T": 1, "m": False, "M": True},
+        {
+            "e": "aggTrade",
+            "E": 1,
+            "s": "BTCUSDT",
+            "a": 9,
+            "p": "1.5",
+            "q": "2",
+            "f": 1,
+            "l": 3,
+            "T": 1,
+            "m": False,
+            "M": True,
+        },
         kline(5),
-        {"e": "24hrMiniTicker", "E": 1, "s": "BTCUSDT", "c": "2", "o": "1", "h": "3", "l": "0.5", "v": "10", "q": "20"},
-        {"e": "24hrTicker", "E": 1, "s": "BTCUSDT", "p": "1", "P": "100", "w": "1.5", "x": "1", "c": "2", "Q": "1",
-         "b": "1.9", "B": "4", "a": "2.1", "A": "5", "o": "1", "h": "3", "l": "0.5", "v": "10", "q": "20",
-         "O": 0, "C": 86_399_999, "F": 1, "L": 10, "n": 10},
+        {
+            "e": "24hrMiniTicker",
+            "E": 1,
+            "s": "BTCUSDT",
+            "c": "2",
+            "o": "1",
+            "h": "3",
+            "l": "0.5",
+            "v": "10",
+            "q": "20",
+        },
+        {
+            "e": "24hrTicker",
+            "E": 1,
+            "s": "BTCUSDT",
+            "p": "1",
+            "P": "100",
+            "w": "1.5",
+            "x": "1",
+            "c": "2",
+            "Q": "1",
+            "b": "1.9",
+            "B": "4",
+            "a": "2.1",
+            "A": "5",
+            "o": "1",
+            "h": "3",
+            "l": "0.5",
+            "v": "10",
+            "q": "20",
+            "O": 0,
+            "C": 86_399_999,
+            "F": 1,
+            "L": 10,
+            "n": 10,
+        },
         {"u": 400, "s": "BTCUSDT", "b": "1.9", "B": "4", "a": "2.1", "A": "5"},
         {"lastUpdateId": 160, "bids": [["1.9", "4"]], "asks": [["2.1", "5"], ["2.2", "1"]]},
-        {"e": "depthUpdate", "E": 1, "s": "BTCUSDT", "U": 157, "u": 160, "b": [["1.9", "0"]], "a": []},
-        {"e": "markPriceUpdate", "E": 1, "s": "BTCUSDT", "p": "11794.15", "i": "11784.6", "P": "11784.2",
-         "r": "0.00038", "T": 1562306400000},
+        {
+            "e": "depthUpdate",
+            "E": 1,
+            "s": "BTCUSDT",
+            "U": 157,
+            "u": 160,
+            "b": [["1.9", "0"]],
+            "a": [],
+        },
+        {
+            "e": "markPriceUpdate",
+            "E": 1,
+            "s": "BTCUSDT",
+            "p": "11794.15",
+            "i": "11784.6",
+            "P": "11784.2",
+            "r": "0.00038",
+            "T": 1562306400000,
+        },
         {"e": "avgPrice", "E": 1, "s": "BTCUSDT", "i": "5m", "w": "1.5", "T": 1},
     ]
     async with open_stream(client, *names) as stream:
@@ -243,9 +335,20 @@ async def test_typed_events_on_one_combined_connection(
         events = await receive_all_now(stream)
     by_type = {type(e): e for e in events}
     assert [type(e) for e in events] == [
-        Trade, AggTrade, Kline, MiniTicker, Ticker, BookTicker, PartialDepth, DepthUpdate, MarkPrice, RawEvent,
+        Trade,
+        AggTrade,
+        Kline,
+        MiniTicker,
+        Ticker,
+        BookTicker,
+        PartialDepth,
+        DepthUpdate,
+        MarkPrice,
+        RawEvent,
     ]
-    assert by_type[Trade] == Trade("btcusdt@trade", "BTCUSDT", 1007, 7, Decimal("100.5"), Decimal("0.25"), 1007, True)
+    assert by_type[Trade] == Trade(
+        "btcusdt@trade", "BTCUSDT", 1007, 7, Decimal("100.5"), Decimal("0.25"), 1007, True
+    )
     assert by_type[Kline].closed
     assert by_type[Kline].open_time == 0
     assert by_type[Kline].interval == "1m"
@@ -262,16 +365,23 @@ async def test_typed_events_on_one_combined_connection(
     assert by_type[RawEvent].data["e"] == "avgPrice"
 
 
-async def test_raw_events(server: FakeBinance, client: BinanceClient, autojump_clock: trio.abc.Clock) -> None:
+async def test_raw_events(
+    server: FakeBinance, client: BinanceClient, autojump_clock: trio.abc.Clock
+) -> None:
     async with open_stream(client, "btcusdt@trade", raw=True) as stream:
         await server.publish("btcusdt@trade", trade(1))
         assert await stream.receive() == {"stream": "btcusdt@trade", "data": trade(1)}
 
 
-async def test_usdm_splits_by_route(server: FakeBinance, client: BinanceClient, autojump_clock: trio.abc.Clock) -> None:
-    async with open_stream(client, "btcusdt@bookTicker", "btcusdt@kline_1m", "ethusdt@depth", market="usdm"):
+async def test_usdm_splits_by_route(
+    server: FakeBinance, client: BinanceClient, autojump_clock: trio.abc.Clock
+) -> None:
+    async with open_stream(
+        client, "btcusdt@bookTicker", "btcusdt@kline_1m", "ethusdt@depth", market="usdm"
+    ):
         assert sorted(p.split("?")[0] for p in server.paths) == [
-            "/fstream/market/stream", "/fstream/public/stream",
+            "/fstream/market/stream",
+            "/fstream/public/stream",
         ]
 
 
@@ -310,7 +420,10 @@ async def test_control_messages_are_paced(
 
 
 async def test_consumer_sleeping_five_minutes_keeps_the_connection(
-    server: FakeBinance, client: BinanceClient, nursery: trio.Nursery, autojump_clock: trio.abc.Clock
+    server: FakeBinance,
+    client: BinanceClient,
+    nursery: trio.Nursery,
+    autojump_clock: trio.abc.Clock,
 ) -> None:
     async def ticker() -> None:
         for i in range(2000):
@@ -348,18 +461,24 @@ async def test_latest_policy_keeps_the_last(
     names = ("btcusdt@bookTicker", "btcusdt@trade")
     async with open_stream(client, *names, policy={"btcusdt@trade": Policy.LATEST}) as stream:
         for u in range(1, 6):
-            await server.publish("btcusdt@bookTicker", {"u": u, "s": "BTCUSDT", "b": "1", "B": "1", "a": "2", "A": "1"})
+            await server.publish(
+                "btcusdt@bookTicker",
+                {"u": u, "s": "BTCUSDT", "b": "1", "B": "1", "a": "2", "A": "1"},
+            )
             await server.publish("btcusdt@trade", trade(u))
         events = await receive_all_now(stream)
     assert [(type(e), getattr(e, "update_id", None) or e.trade_id) for e in events] == [
-        (BookTicker, 5), (Trade, 5),
+        (BookTicker, 5),
+        (Trade, 5),
     ]
 
 
 # -- reconnects and gaps --------------------------------------------------------------------
 
 
-async def _gap_after(server: FakeBinance, client: BinanceClient, nursery: trio.Nursery, fault: str) -> None:
+async def _gap_after(
+    server: FakeBinance, client: BinanceClient, nursery: trio.Nursery, fault: str
+) -> None:
     async def feed() -> None:
         for i in range(10_000):
             await server.publish("btcusdt@trade", trade(i))
@@ -385,20 +504,34 @@ async def _gap_after(server: FakeBinance, client: BinanceClient, nursery: trio.N
         # From the last event before the fault to the resubscription: within the watchdog period.
         assert 0 < gap.end_ms - gap.start_ms <= 31_000 + 1_000
         index = events.index(gap)
-        before = [e.trade_id for e in events[:index] if getattr(e, "stream", "") == gap.stream and isinstance(e, Trade)]
-        after = [e.trade_id for e in events[index + 1 :] if isinstance(e, Trade) and e.stream == gap.stream]
+        before = [
+            e.trade_id
+            for e in events[:index]
+            if getattr(e, "stream", "") == gap.stream and isinstance(e, Trade)
+        ]
+        after = [
+            e.trade_id
+            for e in events[index + 1 :]
+            if isinstance(e, Trade) and e.stream == gap.stream
+        ]
         assert after
         assert after[0] > before[-1]
 
 
 async def test_dropped_connection_reconnects_with_one_gap(
-    server: FakeBinance, client: BinanceClient, nursery: trio.Nursery, autojump_clock: trio.abc.Clock
+    server: FakeBinance,
+    client: BinanceClient,
+    nursery: trio.Nursery,
+    autojump_clock: trio.abc.Clock,
 ) -> None:
     await _gap_after(server, client, nursery, "drop")
 
 
 async def test_silent_connection_reconnects_with_one_gap(
-    server: FakeBinance, client: BinanceClient, nursery: trio.Nursery, autojump_clock: trio.abc.Clock
+    server: FakeBinance,
+    client: BinanceClient,
+    nursery: trio.Nursery,
+    autojump_clock: trio.abc.Clock,
 ) -> None:
     await _gap_after(server, client, nursery, "silence")
     probes = [m for m in server.received if m.get("method") == "LIST_SUBSCRIPTIONS"]
@@ -409,7 +542,10 @@ async def test_silent_connection_reconnects_with_one_gap(
 
 
 async def test_24h_rollover_loses_and_duplicates_no_closed_kline(
-    server: FakeBinance, client: BinanceClient, nursery: trio.Nursery, autojump_clock: trio.abc.Clock
+    server: FakeBinance,
+    client: BinanceClient,
+    nursery: trio.Nursery,
+    autojump_clock: trio.abc.Clock,
 ) -> None:
     server.max_age = DAY  # Binance's limit: the server ends every connection at 24 h
     hours = 25
@@ -441,7 +577,10 @@ async def test_24h_rollover_loses_and_duplicates_no_closed_kline(
 
 
 async def test_server_shutdown_notice_rolls_over_without_loss(
-    server: FakeBinance, client: BinanceClient, nursery: trio.Nursery, autojump_clock: trio.abc.Clock
+    server: FakeBinance,
+    client: BinanceClient,
+    nursery: trio.Nursery,
+    autojump_clock: trio.abc.Clock,
 ) -> None:
     async def feed() -> None:
         for i in range(300):
@@ -482,3 +621,29 @@ async def test_an_error_in_the_block_closes_everything(
             raise KeyError("boom")
     await trio.testing.wait_all_tasks_blocked()
     assert server.conns == set()
+
+
+async def test_an_unreachable_host_is_one_bare_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from aiocea_trio.streams import StreamConnectError
+
+    async with BinanceClient(base_url="http://127.0.0.1:9") as client:
+        with pytest.raises(StreamConnectError, match="cannot connect"):
+            async with open_stream(client, "btcusdt@trade"):
+                pass  # pragma: no cover - never entered
+
+
+async def test_a_missing_extra_is_said_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "websockets" else real(name, *a),
+    )
+    async with BinanceClient(base_url="http://127.0.0.1:9") as client:
+        with pytest.raises(ImportError, match=r"aiocea-trio\[streams\]"):
+            async with open_stream(client, "btcusdt@trade"):
+                pass  # pragma: no cover - never entered

@@ -50,6 +50,7 @@ from typing import Any
 import attrs
 import trio
 
+from .._groups import collapse
 from ..markets import Market
 from . import _ws
 from ._buffer import Buffer, Policy, StreamClosedError, StreamError
@@ -683,6 +684,8 @@ async def open_stream(
     """
     if buffer < 1:
         raise ValueError(f"buffer must be at least 1, got {buffer}")
+    if asgi_app_of(client) is None:
+        _ws.require_extra("websockets")  # a missing extra is said at once, not retried
     if silence <= 0 or lifetime <= 0 or handover <= 0:
         raise ValueError("silence, lifetime and handover must be positive")
     manager = _Manager(
@@ -716,7 +719,7 @@ async def open_stream(
         # wrapped by our internal nursery; anything else stays a group.
         if body_error is not None and list(group.exceptions) == [body_error]:
             raise body_error from None
-        raise
+        raise collapse(group) from None  # one failure of ours (StreamConnectError) comes bare
 
 
 async def _links_nursery(

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Protocol
 
-__all__ = ["WebSocket", "WebSocketClosed", "connect"]
+__all__ = ["WebSocket", "WebSocketClosed", "connect", "require_extra"]
 
 #: Largest message accepted: a 1024-stream LIST_SUBSCRIPTIONS reply or a depth-20 frame fits.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -67,7 +67,7 @@ async def connect(url: str, *, asgi_app: Any = None) -> AsyncIterator[WebSocket]
         async with _connect_asgi(url, asgi_app) as conn:
             yield conn
         return
-    _require_extra("websockets")
+    require_extra("websockets")
     from websockets.trio.client import connect as ws_connect
 
     # Binance pings us and our own watchdog probes a silent connection: no client pings.
@@ -87,7 +87,7 @@ async def connect(url: str, *, asgi_app: Any = None) -> AsyncIterator[WebSocket]
         await _aexit_quietly(cm, None)
 
 
-def _require_extra(module: str) -> None:
+def require_extra(module: str) -> None:
     """Streams need the ``streams`` extra; say so rather than fail deep inside a connect."""
     import importlib.util
 
