@@ -8,7 +8,9 @@ used by other programs on the same IP is seen too. A 429 pauses the market for
 ``Retry-After``; a 418 ban stops the market until the ban ends.
 
 Share one limiter between clients that share an IP: pass the same object as
-``BinanceClient(limiter=...)``.
+``BinanceClient(limiter=...)``. Processes (or machines) that share an IP share a
+budget through Redis: ``RateLimiter(shared="redis://...", key="my-ip")``, opened with
+``async with`` (see "The shared limiter" below; a first version).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -25,6 +30,9 @@ from .clock import ExchangeClock
 from .endpoints import DEFAULT_ORDER_LIMITS, DEFAULT_WEIGHT_LIMITS, UNIT_SECONDS
 from .errors import BinanceBanError
 from .markets import Market
+
+if TYPE_CHECKING:
+    from .shared_limits import RedisWindows
 
 __all__ = [
     "MAX_BAN_SECONDS",
@@ -43,6 +51,11 @@ logger = logging.getLogger("aiocea_trio.limits")
 MAX_RATE_LIMIT_PAUSE: float = 300.0
 #: The longest ban a 418 can impose (s): Binance's bans scale from 2 minutes to 3 days.
 MAX_BAN_SECONDS: float = 3 * 86_400.0
+#: The share of each window's budget a shared limiter spends on its own while Redis is
+#: down (per process: with N processes on one IP, give ``fallback_share`` <= 1/N).
+DEFAULT_FALLBACK_SHARE: float = 0.25
+#: While Redis is down, how often a shared limiter asks it again (s).
+SHARED_RETRY_INTERVAL: float = 1.0
 
 _INTERVAL_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 _WEIGHT_HEADER = "x-mbx-used-weight-"
@@ -151,6 +164,15 @@ class RateLimiter:
             published numbers. Off, the published numbers are used.
         headroom: fraction of each window's budget the limiter may spend; a little
             below 1 leaves room for requests the limiter does not see.
+        shared: share the budget with other processes through Redis: a URL
+            (``"redis://127.0.0.1:6379/0"``; the limiter opens and closes the
+            connection) or a ``RedisWindows`` you opened (``open_redis_windows``; you
+            close it). The limiter must then be used as ``async with limiter:``, which
+            runs its one background task. None (the default): this process only.
+        key: the name of what is shared (the IP's, say): limiters with the same
+            ``shared`` store and ``key`` share one budget. Only with a URL.
+        fallback_share: while Redis is down, the share of each window's budget this
+            process spends on its own (default 1/4; give at most 1/N for N processes).
     """
 
     def __init__(
@@ -160,11 +182,20 @@ class RateLimiter:
         window: float = 60.0,
         learn_limits: bool = True,
         headroom: float = 1.0,
+        shared: str | RedisWindows | None = None,
+        key: str = "default",
+        fallback_share: float = DEFAULT_FALLBACK_SHARE,
     ) -> None:
         if window <= 0:
             raise ValueError(f"window must be positive, got {window}")
         if not 0 < headroom <= 1:
             raise ValueError(f"headroom must be in (0, 1], got {headroom}")
+        if not 0 < fallback_share <= 1:
+            raise ValueError(f"fallback_share must be in (0, 1], got {fallback_share}")
+        self._shared_source = shared
+        self._shared_key = key
+        self.fallback_share = fallback_share
+        self._shared: _SharedState | None = None
         self._explicit = {Market(k): int(v) for k, v in (weight_limits or {}).items()}
         self._window = float(window)
         self.learn_limits = learn_limits
@@ -272,6 +303,9 @@ class RateLimiter:
         A checkpoint. Raises ``BinanceBanError`` without sending while the market
         is banned. Every successful call must be followed by ``release``.
         """
+        if self._shared_source is not None:
+            await self._acquire_shared(market, weight, server_now_ms, describe)
+            return
         budget = self._budget(market)
         capacity = max(1, int(budget.limits.weight * self.headroom))
         weight = min(weight, capacity)  # a request larger than the budget waits for an empty window
@@ -339,6 +373,8 @@ class RateLimiter:
             used = _used_weight(headers, budget.limits.window)
             if used is not None:
                 budget.server_seen = max(budget.server_seen, used)
+                if self._shared is not None:
+                    self._shared.settle_later(market, budget, used)
 
     def note_rate_limited(self, market: Market, retry_after: float | None) -> None:
         """A 429: pause every request to the market for ``Retry-After`` seconds.
@@ -362,6 +398,9 @@ class RateLimiter:
             logger.warning("%s: 429 (rate limit), pausing requests for %.1f s", market.value, pause)
         budget.paused_until = max(budget.paused_until, trio.current_time() + pause)
         budget.server_seen = budget.limits.weight
+        if self._shared is not None:
+            now_ms = self._shared.now_ms()
+            self._shared.pause_later(market, now_ms + math.ceil(pause * 1000), banned=False)
 
     def note_banned(self, market: Market, banned_until_ms: int, now_ms: int | None = None) -> None:
         """A 418: nothing is sent to the market until the ban ends.
@@ -382,6 +421,8 @@ class RateLimiter:
                 banned_until_ms = longest
         logger.warning("%s: 418 (IP banned) until %d ms", market.value, banned_until_ms)
         budget.banned_until_ms = max(budget.banned_until_ms or 0, banned_until_ms)
+        if self._shared is not None:
+            self._shared.pause_later(market, banned_until_ms, banned=True)
 
     def _ban_error(
         self, market: Market, until_ms: int, now_ms: int, describe: tuple[str, str]
@@ -397,6 +438,165 @@ class RateLimiter:
             method=describe[0],
             path=describe[1],
         )
+
+    # -- the shared limiter (Redis) ---------------------------------------------------
+    #
+    # A first version (issue 18). Opt-in: without ``shared=`` nothing below runs and the
+    # request path above is the in-process one, unchanged.
+    #
+    # The windows stay the ones above (the exchange's clock, rolled a guard late), and
+    # each process keeps its own _Budget for statistics, pauses and the fallback; what
+    # changes is who admits a request. Instead of comparing the local count with the
+    # capacity, acquire asks Redis (``RedisWindows.reserve``, one Lua script, one round
+    # trip) to add the weight to the window ``window_index * window_ms`` shared by
+    # every process under ``key``. Refused, it waits for the next window, or for the
+    # end of the shared 429 pause it was told of; a shared 418 raises BinanceBanError.
+    #
+    # release, note_rate_limited and note_banned are synchronous (the client's RateGate
+    # calls them in ``finally``), so what they tell Redis (the used-weight header, through
+    # ``settle``; pauses and bans, through ``pause``) is left in a mailbox that keeps
+    # the highest figure per window and the latest end per halt, and one background task,
+    # run by ``async with limiter:``, sends it. The mailbox holds one entry per market and
+    # window (and per halt), so nothing waits on Redis in release, and nothing is dropped
+    # but the settlements due while Redis is down (stale by the time it answers).
+    #
+    # Redis down (SharedLimitsError: refused, or no answer within the connect/read
+    # timeouts of ``open_redis_windows``, 0.5 s): the limiter logs one WARNING, then
+    # admits requests on its own against ``fallback_share`` of the capacity, counting
+    # what this process spent plus the exchange's used-weight header (which sees every
+    # process on the IP). No request waits on Redis while it is down: the background
+    # task asks it again every SHARED_RETRY_INTERVAL seconds, and when it answers the
+    # limiter logs it (INFO), sends the pauses noted meanwhile, and shares again.
+
+    async def __aenter__(self) -> RateLimiter:
+        if self._shared_source is None:
+            return self  # nothing to open: ``async with`` is harmless on a local limiter
+        if self._shared is not None:
+            raise RuntimeError("this RateLimiter is already open; enter it once")
+        self.clock.start()  # pauses noted before any request still need the exchange's time
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            source = self._shared_source
+            if isinstance(source, str):
+                from .shared_limits import open_redis_windows
+
+                windows = await stack.enter_async_context(
+                    open_redis_windows(source, key=self._shared_key)
+                )
+            else:
+                windows = source
+            # The background task's nursery has a stack of its own: it is closed first, and
+            # without the body's exception (a nursery would wrap that in a group).
+            tasks = AsyncExitStack()
+            stack.push_async_exit(tasks)
+            nursery = await tasks.enter_async_context(trio.open_nursery())
+            state = _SharedState(windows, stack, tasks, nursery.cancel_scope, self.clock.now_ms)
+            await nursery.start(state.run)
+        except BaseException as exc:
+            await stack.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._shared = state
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        state, self._shared = self._shared, None
+        if state is None:
+            return None
+        state.cancel_scope.cancel()
+        try:
+            await state.tasks.aclose()
+        except BaseException as failed:  # the background task failed: a bug, reported
+            await state.stack.__aexit__(type(failed), failed, failed.__traceback__)
+            raise
+        return await state.stack.__aexit__(exc_type, exc, tb)
+
+    @property
+    def shared_down(self) -> bool | None:
+        """None for a local limiter; else whether Redis is down (the fallback in force)."""
+        if self._shared_source is None:
+            return None
+        return self._shared is None or self._shared.down_since is not None
+
+    async def _acquire_shared(
+        self,
+        market: Market,
+        weight: int,
+        server_now_ms: Callable[[], int],
+        describe: tuple[str, str],
+    ) -> None:
+        """``acquire`` through Redis, or against ``fallback_share`` while it is down."""
+        from .shared_limits import SharedLimitsError
+
+        state = self._shared
+        if state is None:
+            raise RuntimeError(
+                "a shared RateLimiter must be open: "
+                "`async with RateLimiter(shared=...) as limiter:`"
+            )
+        state.now_ms = server_now_ms
+        budget = self._budget(market)
+        capacity = max(1, int(budget.limits.weight * self.headroom))
+        weight = min(weight, capacity)
+        waited_from: float | None = None
+        await trio.lowlevel.checkpoint()
+        while True:
+            now_ms = server_now_ms()
+            if budget.banned_until_ms is not None:
+                if now_ms < budget.banned_until_ms:
+                    raise self._ban_error(market, budget.banned_until_ms, now_ms, describe)
+                budget.banned_until_ms = None
+            self._roll(budget, now_ms)
+            assert budget.window_index is not None
+            index = budget.window_index
+            window_ms = budget.limits.window * 1000.0
+            reopens = (index + 1) * window_ms + window_guard_ms(window_ms)
+            now = trio.current_time()
+            if now < budget.paused_until:
+                wake = budget.paused_until
+            elif state.down_since is not None:
+                share = max(1, int(capacity * self.fallback_share))
+                if budget.used + budget.in_flight + min(weight, share) <= share:
+                    break
+                wake = now + max(reopens - now_ms, 1.0) / 1000
+            else:
+                try:
+                    found = await state.windows.reserve(
+                        market.value,
+                        int(index * window_ms),
+                        weight,
+                        limit=capacity,
+                        window_ms=int(window_ms),
+                        now_ms=now_ms,
+                    )
+                except SharedLimitsError as exc:
+                    state.went_down(exc)
+                    continue
+                if found.granted:
+                    break
+                now_ms, now = server_now_ms(), trio.current_time()
+                if found.banned_until_ms is not None and found.banned_until_ms > now_ms:
+                    budget.banned_until_ms = max(budget.banned_until_ms or 0, found.banned_until_ms)
+                    continue  # raised at the top
+                if found.paused_until_ms is not None and found.paused_until_ms > now_ms:
+                    pause_end = now + (found.paused_until_ms - now_ms) / 1000
+                    budget.paused_until = max(budget.paused_until, pause_end)
+                    wake = budget.paused_until
+                else:
+                    wake = now + max(reopens - now_ms, 1.0) / 1000
+            if waited_from is None:
+                waited_from = now
+                budget.waits += 1
+            await trio.sleep_until(wake)
+        if waited_from is not None:
+            budget.waited += trio.current_time() - waited_from
+        budget.in_flight += weight
+        budget.requests += 1
 
     # -- observing ------------------------------------------------------------------
 
@@ -419,6 +619,95 @@ class RateLimiter:
                 banned_until_ms=b.banned_until_ms,
             )
         return LimiterStatistics(markets)
+
+
+class _SharedState:
+    """An open shared limiter: the Redis windows, the mailbox, and the task that sends it."""
+
+    def __init__(
+        self,
+        windows: RedisWindows,
+        stack: AsyncExitStack,
+        tasks: AsyncExitStack,
+        cancel_scope: trio.CancelScope,
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.windows = windows
+        self.stack = stack  # the Redis connection (when the limiter opened it), then ``tasks``
+        self.tasks = tasks  # the background task's nursery
+        self.cancel_scope = cancel_scope
+        #: The exchange's time, as the clients last gave it (for pauses noted without it).
+        self.now_ms = now_ms
+        #: trio time Redis was found down (None: it answers).
+        self.down_since: float | None = None
+        # (market, window start ms, window ms) -> the highest used-weight header seen.
+        self._settles: dict[tuple[str, int, int], int] = {}
+        # (market, banned) -> the latest end (exchange ms).
+        self._pauses: dict[tuple[str, bool], int] = {}
+        self._wake = trio.Event()
+
+    def settle_later(self, market: Market, budget: _Budget, used: int) -> None:
+        if self.down_since is not None or budget.window_index is None:
+            return  # the exchange's figure is only worth sending to an answering Redis
+        window_ms = int(budget.limits.window * 1000)
+        slot = (market.value, budget.window_index * window_ms, window_ms)
+        self._settles[slot] = max(self._settles.get(slot, 0), used)
+        self._wake.set()
+
+    def pause_later(self, market: Market, until_ms: int, *, banned: bool) -> None:
+        slot = (market.value, banned)
+        self._pauses[slot] = max(self._pauses.get(slot, 0), until_ms)
+        self._wake.set()
+
+    def went_down(self, exc: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = trio.current_time()
+            self._settles.clear()
+            self._wake.set()  # the task may be waiting for mail: it asks Redis again from now
+            logger.warning(
+                "shared rate limits: Redis is down (%s); this process now spends at most its "
+                "fallback share of each window until Redis answers again",
+                str(exc),  # not the exception: a record must not keep its frames alive
+            )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Send the mailbox as it fills; while Redis is down, ask it again now and then."""
+        from .shared_limits import SharedLimitsError
+
+        task_status.started()
+        while True:
+            if self.down_since is None:
+                await self._wake.wait()
+            else:
+                await trio.sleep(SHARED_RETRY_INTERVAL)
+            self._wake = trio.Event()
+            try:
+                if self.down_since is not None:
+                    await self.windows.paused_until("spot")  # a probe: one HMGET
+                    logger.info(
+                        "shared rate limits: Redis answers again after %.1f s; sharing again",
+                        trio.current_time() - self.down_since,
+                    )
+                    self.down_since = None
+                await self._send()
+            except SharedLimitsError as exc:
+                self.went_down(exc)
+
+    async def _send(self) -> None:
+        while self._settles or self._pauses:
+            if self._pauses:
+                (market, banned), until_ms = self._pauses.popitem()
+                try:
+                    await self.windows.pause(market, until_ms, now_ms=self.now_ms(), banned=banned)
+                except BaseException:
+                    slot = (market, banned)  # not sent: keep it for later
+                    self._pauses[slot] = max(self._pauses.get(slot, 0), until_ms)
+                    raise
+            else:
+                (market, start, window_ms), used = self._settles.popitem()
+                await self.windows.settle(
+                    market, start, used, window_ms=window_ms, now_ms=self.now_ms()
+                )
 
 
 def header_counts(headers: Mapping[str, str], prefix: str) -> Iterator[tuple[int, int]]:

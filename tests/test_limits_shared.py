@@ -1,0 +1,239 @@
+"""RateLimiter(shared=...) against a real ``redis-server`` (see tests/redis_server.py).
+
+Redis's expiries run on real time, so these tests run on it too, with short windows
+(1 s) and a hard limit on trio's clock each. Two limiters in one trio run, each with its
+own Redis connection, stand for two processes.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+import uuid
+from collections import defaultdict
+
+import attrs
+import pytest
+import trio
+
+from aiocea_trio.errors import BinanceBanError
+from aiocea_trio.limits import RateLimiter, window_guard_ms
+from aiocea_trio.markets import Market
+from aiocea_trio.shared_limits import RedisWindows, Reservation, open_redis_windows
+from tests.redis_server import RedisServer, redis_server, redis_url
+
+pytest.importorskip("coredis", reason="the redis extra (coredis) is not installed")
+
+__all__ = ["redis_server", "redis_url"]  # fixtures, imported to be found
+
+# coredis leaves two AnyIO memory streams unclosed when a connection fails (see
+# tests/test_shared_limits.py, COREDIS_LEAK): a ResourceWarning when they are collected.
+COREDIS_LEAK = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+SPOT = Market.SPOT
+WINDOW = 1.0  # s
+LIMIT = 100
+
+
+def _key() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _limiter(shared: str | RedisWindows, key: str = "default", **kwargs: float) -> RateLimiter:
+    return RateLimiter({"spot": LIMIT}, window=WINDOW, shared=shared, key=key, **kwargs)
+
+
+def _window_of(limiter: RateLimiter) -> int:
+    """The window the last reservation counted in (no await since it was made)."""
+    index = limiter._budgets[SPOT].window_index
+    assert index is not None
+    return index
+
+
+@attrs.define(eq=False)
+class _Recording(RedisWindows):
+    """RedisWindows that records each granted reservation as ``(window start, weight)``."""
+
+    granted: list[tuple[int, int]] = attrs.field(factory=list)
+
+    async def reserve(
+        self,
+        market: str,
+        window_start_ms: int,
+        weight: int,
+        *,
+        limit: int,
+        window_ms: int,
+        now_ms: int,
+    ) -> Reservation:
+        found = await super().reserve(
+            market, window_start_ms, weight, limit=limit, window_ms=window_ms, now_ms=now_ms
+        )
+        if found.granted:
+            self.granted.append((window_start_ms, weight))
+        return found
+
+
+async def test_two_limiters_never_reserve_more_than_the_limit_together(redis_url: str) -> None:
+    key = _key()
+    with trio.fail_after(15):
+        async with (
+            open_redis_windows(redis_url, key=key) as one_conn,
+            open_redis_windows(redis_url, key=key) as two_conn,
+        ):
+            one_windows = _Recording(one_conn.client, key)
+            two_windows = _Recording(two_conn.client, key)
+            async with _limiter(one_windows) as one, _limiter(two_windows) as two:
+
+                async def request(limiter: RateLimiter) -> None:
+                    await limiter.acquire(SPOT, 10, now_ms)
+                    limiter.release(SPOT, 10, charged=None, headers=None, server_now_ms=now_ms)
+
+                started = trio.current_time()
+                async with trio.open_nursery() as nursery:
+                    for _ in range(15):
+                        nursery.start_soon(request, one)
+                        nursery.start_soon(request, two)
+                elapsed = trio.current_time() - started
+    per_window: dict[int, int] = defaultdict(int)
+    for start, weight in one_windows.granted + two_windows.granted:
+        per_window[start] += weight
+    assert sum(per_window.values()) == 300  # every request went through Redis
+    assert max(per_window.values()) <= LIMIT  # the two together, in every window
+    assert len(per_window) >= 3
+    assert elapsed > 1.0  # 300 weight at 100 a window: three windows, two rolls
+    assert one_windows.granted  # both shared the windows
+    assert two_windows.granted
+
+
+async def test_a_pause_noted_by_one_is_honoured_by_the_other(redis_url: str) -> None:
+    key = _key()
+    with trio.fail_after(10):
+        async with _limiter(redis_url, key) as one, _limiter(redis_url, key) as two:
+            await one.acquire(SPOT, 1, now_ms)
+            one.note_rate_limited(SPOT, 1.0)  # a 429 with Retry-After: 1
+            one.release(SPOT, 1, charged=None, headers=None, server_now_ms=now_ms)
+            async with open_redis_windows(redis_url, key=key) as windows:
+                while (await windows.paused_until(SPOT.value)).paused_until_ms is None:
+                    await trio.sleep(0.01)  # the background task sends it
+            started = trio.current_time()
+            await two.acquire(SPOT, 1, now_ms)
+            waited = trio.current_time() - started
+            two.release(SPOT, 1, charged=None, headers=None, server_now_ms=now_ms)
+            stats = two.statistics().markets["spot"]
+    assert 0.5 < waited < 1.5
+    assert (stats.waits, stats.rate_limited) == (1, 0)  # the pause was the other's
+
+
+async def test_a_ban_noted_by_one_stops_the_other(redis_url: str) -> None:
+    key = _key()
+    with trio.fail_after(10):
+        async with _limiter(redis_url, key) as one, _limiter(redis_url, key) as two:
+            await two.acquire(SPOT, 1, now_ms)
+            two.release(SPOT, 1, charged=None, headers=None, server_now_ms=now_ms)
+            until = now_ms() + 60_000
+            one.note_banned(SPOT, until, now_ms())
+            async with open_redis_windows(redis_url, key=key) as windows:
+                while (await windows.paused_until(SPOT.value)).banned_until_ms is None:
+                    await trio.sleep(0.01)
+            with pytest.raises(BinanceBanError) as caught:
+                await two.acquire(SPOT, 1, now_ms)
+            assert caught.value.banned_until == until
+            with pytest.raises(BinanceBanError):  # known locally now: no round trip
+                await two.acquire(SPOT, 1, now_ms)
+
+
+@COREDIS_LEAK
+async def test_redis_down_falls_back_to_a_local_share_then_shares_again(
+    redis_server: RedisServer, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = _key()
+    caplog.set_level(logging.INFO, logger="aiocea_trio.limits")
+    granted: dict[int, int] = defaultdict(int)
+    with trio.fail_after(20):
+        async with _limiter(redis_url, key, fallback_share=0.25) as limiter:
+            assert limiter.shared_down is False
+            redis_server.stop()
+            started = trio.current_time()
+
+            async def request() -> None:
+                await limiter.acquire(SPOT, 10, now_ms)
+                granted[_window_of(limiter)] += 10  # (fallback: no await since the check)
+                limiter.release(SPOT, 10, charged=None, headers=None, server_now_ms=now_ms)
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(6):
+                    nursery.start_soon(request)
+            elapsed = trio.current_time() - started
+            assert limiter.shared_down is True
+            downs = [r for r in caplog.records if "Redis is down" in r.getMessage()]
+            assert len(downs) == 1  # once per outage, not once per request
+            assert downs[0].levelno == logging.WARNING
+            # 1/4 of 100 a window: two requests of 10 a window, so three windows.
+            assert max(granted.values()) <= 25
+            assert len(granted) >= 3
+            assert elapsed < 5  # no hang on the dead server
+
+            redis_server.start()
+            while limiter.shared_down:
+                await trio.sleep(0.05)
+            assert any("answers again" in r.getMessage() for r in caplog.records)
+            await limiter.acquire(SPOT, 10, now_ms)
+            start_ms = int(_window_of(limiter) * WINDOW * 1000)
+            limiter.release(SPOT, 10, charged=None, headers=None, server_now_ms=now_ms)
+            async with open_redis_windows(redis_url, key=key) as windows:
+                stored = await windows.client.get(windows.window_key(SPOT.value, start_ms))
+            assert stored == "10"  # counted in Redis again
+    caplog.clear()
+    gc.collect()  # the leaked streams are collected here, where they are ignored
+
+
+async def test_used_weight_headers_are_settled_in_redis(redis_url: str) -> None:
+    key = _key()
+    with trio.fail_after(10):
+        async with _limiter(redis_url, key) as one, _limiter(redis_url, key) as two:
+            # Keep clear of a boundary: the header must land in the window reserved in.
+            while now_ms() % 1000 > 1000 - 2 * window_guard_ms(1000) - 200:
+                await trio.sleep(0.01)
+            await one.acquire(SPOT, 5, now_ms)
+            headers = {"X-MBX-USED-WEIGHT-1S": "90"}  # other programs on the IP spent more
+            one.release(SPOT, 5, charged=None, headers=headers, server_now_ms=now_ms)
+            start_ms = int(_window_of(one) * WINDOW * 1000)
+            async with open_redis_windows(redis_url, key=key) as windows:
+                while await windows.client.get(windows.window_key(SPOT.value, start_ms)) != "90":
+                    await trio.sleep(0.01)
+            # The other limiter sees the exchange's figure: 20 more would be 110.
+            started = trio.current_time()
+            await two.acquire(SPOT, 20, now_ms)
+            assert _window_of(two) > start_ms // 1000
+            assert trio.current_time() - started > 0
+
+
+async def test_a_shared_limiter_must_be_opened(redis_url: str) -> None:
+    limiter = _limiter(redis_url, _key())
+    assert limiter.shared_down is True
+    with pytest.raises(RuntimeError, match="must be open"):
+        await limiter.acquire(SPOT, 1, now_ms)
+
+
+async def test_async_with_is_harmless_on_a_local_limiter() -> None:
+    local = RateLimiter({"spot": LIMIT}, window=WINDOW)
+    async with local as entered:
+        assert entered is local
+        await local.acquire(SPOT, 1, now_ms)
+    assert local.shared_down is None
+
+
+async def test_the_callers_exception_comes_out_whole(redis_url: str) -> None:
+    async def body() -> None:
+        async with _limiter(redis_url, _key()) as limiter:
+            await limiter.acquire(SPOT, 1, now_ms)
+            raise KeyError("mine")
+
+    with trio.fail_after(5), pytest.raises(KeyError, match="mine"):  # bare, not in a group
+        await body()
