@@ -64,7 +64,6 @@ import time
 import timeit
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -721,17 +720,8 @@ def main() -> None:
             order = clients[rep % len(clients) :] + clients[: rep % len(clients)]
             for rate in rates:
                 timed = args.flood if rate == 0 else int(rate * args.seconds)
-                if args.quick:  # a smoke run: the clients side by side (their CPU figures
-                    # then share the cores, so the JSON says so with "quick")
-                    count = args.warm + timed
-                    with ThreadPoolExecutor(len(order)) as pool:
-                        futures = [
-                            pool.submit(run_one, sim, n, rate, count, args.warm) for n in order
-                        ]
-                        runs = [f.result() for f in futures]
-                else:
-                    runs = [run_one(sim, n, rate, args.warm + timed, args.warm) for n in order]
-                for name, got in zip(order, runs, strict=True):
+                for name in order:
+                    got = run_one(sim, name, rate, args.warm + timed, args.warm)
                     samples.setdefault((rate, name), []).append(got)
                     print(
                         f"  round {rep + 1}/{args.reps} {_rate_label(rate)} {name}: "
