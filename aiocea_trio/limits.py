@@ -274,6 +274,21 @@ class RateLimiter:
         assert budget.window_index is not None
         return (now_ms + window_guard_ms(window_ms)) // window_ms > budget.window_index
 
+    def _capacity(self, budget: _Budget) -> int:
+        """The most weight one window may hold (the limit less the headroom kept back)."""
+        return max(1, int(budget.limits.weight * self.headroom))
+
+    def _unless_banned_roll(
+        self, market: Market, budget: _Budget, now_ms: int, describe: tuple[str, str]
+    ) -> None:
+        """Raise while a ban lasts (forget it once over), then roll to ``now_ms``'s window:
+        the first step of every admission, local or shared."""
+        if budget.banned_until_ms is not None:
+            if now_ms < budget.banned_until_ms:
+                raise self._ban_error(market, budget.banned_until_ms, now_ms, describe)
+            budget.banned_until_ms = None
+        self._roll(budget, now_ms)
+
     def _roll(self, budget: _Budget, now_ms: int) -> None:
         index = self._window_index(budget, now_ms)
         if budget.window_index is None:
@@ -307,7 +322,7 @@ class RateLimiter:
             await self._acquire_shared(market, weight, server_now_ms, describe)
             return
         budget = self._budget(market)
-        capacity = max(1, int(budget.limits.weight * self.headroom))
+        capacity = self._capacity(budget)
         weight = min(weight, capacity)  # a request larger than the budget waits for an empty window
         waited_from: float | None = None
         # Checkpoint first: between the admission check below and the reservation
@@ -315,11 +330,7 @@ class RateLimiter:
         await trio.lowlevel.checkpoint()
         while True:
             now_ms = server_now_ms()
-            if budget.banned_until_ms is not None:
-                if now_ms < budget.banned_until_ms:
-                    raise self._ban_error(market, budget.banned_until_ms, now_ms, describe)
-                budget.banned_until_ms = None
-            self._roll(budget, now_ms)
+            self._unless_banned_roll(market, budget, now_ms, describe)
             now = trio.current_time()
             if now < budget.paused_until:
                 wake = budget.paused_until
@@ -358,7 +369,7 @@ class RateLimiter:
             headers: the response headers, to reconcile with the exchange's own count.
         """
         budget = self._budget(market)
-        capacity = max(1, int(budget.limits.weight * self.headroom))
+        capacity = self._capacity(budget)
         reserved = min(reserved, capacity)
         budget.in_flight = max(0, budget.in_flight - reserved)
         now_ms = server_now_ms()
@@ -541,17 +552,13 @@ class RateLimiter:
             )
         state.now_ms = server_now_ms
         budget = self._budget(market)
-        capacity = max(1, int(budget.limits.weight * self.headroom))
+        capacity = self._capacity(budget)
         weight = min(weight, capacity)
         waited_from: float | None = None
         await trio.lowlevel.checkpoint()
         while True:
             now_ms = server_now_ms()
-            if budget.banned_until_ms is not None:
-                if now_ms < budget.banned_until_ms:
-                    raise self._ban_error(market, budget.banned_until_ms, now_ms, describe)
-                budget.banned_until_ms = None
-            self._roll(budget, now_ms)
+            self._unless_banned_roll(market, budget, now_ms, describe)
             assert budget.window_index is not None
             index = budget.window_index
             window_ms = budget.limits.window * 1000.0
