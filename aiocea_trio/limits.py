@@ -16,6 +16,7 @@ budget through Redis: ``RateLimiter(shared="redis://...", key="my-ip")``, opened
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -56,6 +57,11 @@ MAX_BAN_SECONDS: float = 3 * 86_400.0
 DEFAULT_FALLBACK_SHARE: float = 0.25
 #: While Redis is down, how often a shared limiter asks it again (s).
 SHARED_RETRY_INTERVAL: float = 1.0
+#: Once Redis answers again, how long a shared limiter keeps to its fallback share (and
+#: reserves in Redis too) before it shares fully: to the first window that starts at least
+#: this long after it found Redis back (s). Longer than one retry interval plus a timeout,
+#: so that every process that was down has found Redis back by then and counts there.
+SHARED_RESUME_MARGIN: float = 2.0
 
 _INTERVAL_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 _WEIGHT_HEADER = "x-mbx-used-weight-"
@@ -129,6 +135,7 @@ class _Budget:
     committed: int = 0
     server_seen: int = 0
     in_flight: int = 0
+    pending: int = 0  # shared: asked of Redis, not answered yet
     carry: int = 0  # settled near the boundary: may be in the exchange's next window
     paused_until: float = -math.inf  # trio time
     banned_until_ms: int | None = None
@@ -554,6 +561,7 @@ class RateLimiter:
         budget = self._budget(market)
         capacity = self._capacity(budget)
         weight = min(weight, capacity)
+        share = max(1, int(capacity * self.fallback_share))
         waited_from: float | None = None
         await trio.lowlevel.checkpoint()
         while True:
@@ -562,28 +570,48 @@ class RateLimiter:
             assert budget.window_index is not None
             index = budget.window_index
             window_ms = budget.limits.window * 1000.0
+            start_ms = int(index * window_ms)
             reopens = (index + 1) * window_ms + window_guard_ms(window_ms)
             now = trio.current_time()
+            # The fallback's rule: the window's weight as this process knows it (its own,
+            # or the exchange's header for the whole IP, the higher) plus what it has in
+            # flight stays within its share. While Redis is down that rule alone admits;
+            # in the windows after Redis came back (see _SharedState.sharing), both it
+            # and a reservation in Redis must.
+            held = budget.used + budget.in_flight + budget.pending
+            fits_share = held + min(weight, share) <= share
             if now < budget.paused_until:
                 wake = budget.paused_until
             elif state.down_since is not None:
-                share = max(1, int(capacity * self.fallback_share))
-                if budget.used + budget.in_flight + min(weight, share) <= share:
+                if fits_share:
                     break
                 wake = now + max(reopens - now_ms, 1.0) / 1000
+            elif not fits_share and not state.sharing(start_ms):
+                wake = now + max(reopens - now_ms, 1.0) / 1000
             else:
+                # What this process knows the window holds raises Redis's count (never
+                # lowers it): the exchange's header always (as ``settle`` does, a round
+                # trip sooner); after Redis came back (empty, after a restart), also the
+                # weight this process spent and has in flight, spent while it was down.
+                floor = budget.server_seen
+                if state.seeding(start_ms, int(window_ms)):
+                    floor = max(floor, budget.committed + budget.in_flight)
+                budget.pending += weight  # held across the await: the share's rule sees it
                 try:
                     found = await state.windows.reserve(
                         market.value,
-                        int(index * window_ms),
+                        start_ms,
                         weight,
                         limit=capacity,
                         window_ms=int(window_ms),
                         now_ms=now_ms,
+                        floor=floor,
                     )
                 except SharedLimitsError as exc:
                     state.went_down(exc)
                     continue
+                finally:
+                    budget.pending -= weight
                 if found.granted:
                     break
                 now_ms, now = server_now_ms(), trio.current_time()
@@ -647,11 +675,31 @@ class _SharedState:
         self.now_ms = now_ms
         #: trio time Redis was found down (None: it answers).
         self.down_since: float | None = None
+        #: Windows starting before this (exchange ms) are admitted by the fallback's rule
+        #: as well as by Redis: set when Redis answers again (see ``sharing``).
+        self.shared_from_ms: int = 0
         # (market, window start ms, window ms) -> the highest used-weight header seen.
         self._settles: dict[tuple[str, int, int], int] = {}
+        # (account, market, interval ms, window start ms) -> the highest order count seen.
+        self._order_settles: dict[tuple[str, str, int, int], int] = {}
         # (market, banned) -> the latest end (exchange ms).
         self._pauses: dict[tuple[str, bool], int] = {}
         self._wake = trio.Event()
+
+    def sharing(self, window_start_ms: int) -> bool:
+        """Whether Redis alone admits in the window starting at ``window_start_ms``.
+
+        Not in the windows that began before Redis answered again plus
+        ``SHARED_RESUME_MARGIN``: other processes may still be on their fallback share
+        there, spending weight Redis does not see, so this one keeps to its share too (and
+        reserves in Redis, so that what it spends is counted there).
+        """
+        return window_start_ms >= self.shared_from_ms
+
+    def seeding(self, window_start_ms: int, window_ms: int) -> bool:
+        """Whether a reservation in this window also seeds Redis with this process's own
+        spending: from Redis's return to the end of the first window it shares fully."""
+        return self.shared_from_ms > 0 and window_start_ms < self.shared_from_ms + window_ms
 
     def settle_later(self, market: Market, budget: _Budget, used: int) -> None:
         if self.down_since is not None or budget.window_index is None:
@@ -659,6 +707,15 @@ class _SharedState:
         window_ms = int(budget.limits.window * 1000)
         slot = (market.value, budget.window_index * window_ms, window_ms)
         self._settles[slot] = max(self._settles.get(slot, 0), used)
+        self._wake.set()
+
+    def settle_orders_later(
+        self, account: str, market: Market, interval_ms: int, index: int, count: int
+    ) -> None:
+        if self.down_since is not None:
+            return
+        slot = (account, market.value, interval_ms, index * interval_ms)
+        self._order_settles[slot] = max(self._order_settles.get(slot, 0), count)
         self._wake.set()
 
     def pause_later(self, market: Market, until_ms: int, *, banned: bool) -> None:
@@ -670,10 +727,11 @@ class _SharedState:
         if self.down_since is None:
             self.down_since = trio.current_time()
             self._settles.clear()
+            self._order_settles.clear()
             self._wake.set()  # the task may be waiting for mail: it asks Redis again from now
             logger.warning(
-                "shared rate limits: Redis is down (%s); this process now spends at most its "
-                "fallback share of each window until Redis answers again",
+                "shared rate limits: Redis is down (%s); this process now admits requests on "
+                "its own, within its fallback share of each window, until it reaches Redis again",
                 str(exc),  # not the exception: a record must not keep its frames alive
             )
 
@@ -691,17 +749,24 @@ class _SharedState:
             try:
                 if self.down_since is not None:
                     await self.windows.paused_until("spot")  # a probe: one HMGET
-                    logger.info(
-                        "shared rate limits: Redis answers again after %.1f s; sharing again",
-                        trio.current_time() - self.down_since,
-                    )
+                    # Every process that was down finds Redis back within about one retry
+                    # interval: full sharing waits for the first window after the margin.
+                    back_ms = self.now_ms() + int(SHARED_RESUME_MARGIN * 1000)
+                    self.shared_from_ms = max(self.shared_from_ms, back_ms)
+                    down_for = trio.current_time() - self.down_since
                     self.down_since = None
+                    logger.warning(
+                        "shared rate limits: Redis is back after %.1f s; sharing again (within "
+                        "the fallback share until the first window from %d ms)",
+                        down_for,
+                        self.shared_from_ms,
+                    )
                 await self._send()
             except SharedLimitsError as exc:
                 self.went_down(exc)
 
     async def _send(self) -> None:
-        while self._settles or self._pauses:
+        while self._settles or self._pauses or self._order_settles:
             if self._pauses:
                 (market, banned), until_ms = self._pauses.popitem()
                 try:
@@ -710,10 +775,15 @@ class _SharedState:
                     slot = (market, banned)  # not sent: keep it for later
                     self._pauses[slot] = max(self._pauses.get(slot, 0), until_ms)
                     raise
-            else:
+            elif self._settles:
                 (market, start, window_ms), used = self._settles.popitem()
                 await self.windows.settle(
                     market, start, used, window_ms=window_ms, now_ms=self.now_ms()
+                )
+            else:
+                (account, market, interval_ms, start), count = self._order_settles.popitem()
+                await self.windows.settle_orders(
+                    account, market, interval_ms, start, count, now_ms=self.now_ms()
                 )
 
 
@@ -754,21 +824,62 @@ class OrderBudget:
     counts. Order limits are per account, so each client (one API key) owns one; the
     limits themselves come from the (per IP) limiter, which learned them.
 
+    With a shared limiter (``RateLimiter(shared=...)``) the counts are the account's in
+    Redis: every process trading on the account reserves each order there
+    (``RedisWindows.reserve_orders``, one round trip), and the headers raise them
+    (``settle_orders``, sent by the limiter's background task). While Redis is down, the
+    same fallback as for weight: each window at most ``fallback_share`` of its limit (at
+    least one order), counting this process's orders and the exchange's header.
+
     Args:
         now_ms: the exchange's time in ms (the client's ``server_time_ms``).
+        limiter: the client's limiter; when it is shared, so are the order counts.
+        api_key: names the account in Redis, as a hash (``key-`` and 16 hex digits of its
+            SHA-256): the key itself is never stored, sent to Redis, or logged.
+        account: a name for the account in Redis instead of the key's hash.
     """
 
-    def __init__(self, now_ms: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        now_ms: Callable[[], int],
+        *,
+        limiter: RateLimiter | None = None,
+        api_key: str | None = None,
+        account: str | None = None,
+    ) -> None:
         self._now_ms = now_ms
+        self._limiter = limiter
+        if account is None and api_key:
+            account = "key-" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
+        self.account = account
         # (market, window seconds) -> {the exchange's window index: orders counted in it}
         self._counts: dict[tuple[Market, int], dict[int, int]] = {}
 
+    def __repr__(self) -> str:
+        return f"OrderBudget(account={self.account!r}, counts={self.current()})"
+
+    def _state(self) -> _SharedState | None:
+        """The limiter's open shared state, when the order counts are shared."""
+        limiter = self._limiter
+        if limiter is None or limiter._shared_source is None or self.account is None:
+            return None
+        if limiter._shared is None:
+            raise RuntimeError(
+                "a shared RateLimiter must be open: "
+                "`async with RateLimiter(shared=...) as limiter:`"
+            )
+        return limiter._shared
+
     def reconcile(self, market: Market, headers: Mapping[str, str]) -> None:
         """Take the exchange's ``X-MBX-ORDER-COUNT-*`` where it counts more than we did."""
+        limiter = self._limiter
+        state = limiter._shared if limiter is not None and self.account is not None else None
         for seconds, count in header_counts(headers, _ORDER_HEADER):
             counts = self._counts.setdefault((market, seconds), {})
             index = self._now_ms() // (seconds * 1000)
             counts[index] = max(counts.get(index, 0), count)
+            if state is not None and self.account is not None and seconds <= 60:
+                state.settle_orders_later(self.account, market, seconds * 1000, index, count)
 
     async def reserve(self, market: Market, limits: MarketLimits) -> None:
         """Hold an order while a short window is at its limit, then count it.
@@ -778,25 +889,97 @@ class OrderBudget:
         """
         orders = limits.orders or tuple((float(w), n) for w, n in DEFAULT_ORDER_LIMITS[market])
         short = [(int(w), n) for w, n in orders if w <= 60]
+        state = self._state()
+        if state is not None:
+            await self._reserve_shared(state, market, short)
+            return
         while True:
-            blocked_until = 0.0
-            for window, limit in short:
-                counts = self._counts.get((market, window), {})
-                size = window * 1000
-                full = [i for i in self._windows(window) if counts.get(i, 0) >= limit]
-                if full:
-                    reopens = (max(full) + 1) * size + window_guard_ms(size)
-                    blocked_until = max(blocked_until, reopens)
+            blocked_until = self._blocked_until(market, short, 1.0)
             if not blocked_until:
                 break
             await trio.sleep((blocked_until - self._now_ms()) / 1000.0)
-        for window, _ in short:  # no await since the checks: the counts are ours
+        self._count(market, short)  # no await since the checks: the counts are ours
+
+    def _blocked_until(self, market: Market, short: list[tuple[int, int]], share: float) -> float:
+        """When the last full window reopens (exchange ms), 0 if none is full; a window
+        holds ``share`` of its limit here (at least one order)."""
+        blocked_until = 0.0
+        for window, limit in short:
+            counts = self._counts.get((market, window), {})
+            size = window * 1000
+            cap = max(1, int(limit * share))
+            full = [i for i in self._windows(window) if counts.get(i, 0) >= cap]
+            if full:
+                reopens = (max(full) + 1) * size + window_guard_ms(size)
+                blocked_until = max(blocked_until, reopens)
+        return blocked_until
+
+    def _count(self, market: Market, short: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Count one order in each window it may fall in; returns ``(window s, index)`` of each."""
+        taken = []
+        for window, _ in short:
             counts = self._counts.setdefault((market, window), {})
             windows = self._windows(window)
             for index in windows:
                 counts[index] = counts.get(index, 0) + 1
+                taken.append((window, index))
             for index in [i for i in counts if i < windows.start - 1]:
                 del counts[index]
+        return taken
+
+    def _uncount(self, market: Market, taken: list[tuple[int, int]]) -> None:
+        for window, index in taken:
+            counts = self._counts.get((market, window), {})
+            if counts.get(index, 0) > 0:
+                counts[index] -= 1
+
+    async def _reserve_shared(
+        self, state: _SharedState, market: Market, short: list[tuple[int, int]]
+    ) -> None:
+        """``reserve`` through Redis (as the weight: ``RateLimiter._acquire_shared``)."""
+        from .shared_limits import SharedLimitsError
+
+        assert self._limiter is not None
+        assert self.account is not None
+        share = self._limiter.fallback_share
+        windows = [(w * 1000, n) for w, n in short]
+        await trio.lowlevel.checkpoint()
+        while True:
+            now_ms = self._now_ms()
+            blocked_local = self._blocked_until(market, short, share)
+            spans = [(w * 1000, i) for w, _ in short for i in self._windows(w)]
+            if state.down_since is not None:
+                if not blocked_local:
+                    self._count(market, short)
+                    return
+                await trio.sleep(max(blocked_local - now_ms, 1.0) / 1000.0)
+                continue
+            if blocked_local and not all(state.sharing(w * i) for w, i in spans):
+                await trio.sleep(max(blocked_local - now_ms, 1.0) / 1000.0)
+                continue
+            floors: dict[tuple[int, int], int] = {}
+            if any(state.seeding(w * i, w) for w, i in spans):
+                # Redis came back (empty, after a restart): what this process counted,
+                # its own orders and the exchange's header, seeds it.
+                for w, i in spans:
+                    floors[(w, i)] = self._counts.get((market, w // 1000), {}).get(i, 0)
+            taken = self._count(market, short)  # held across the await, for the share's rule
+            try:
+                grant = await state.windows.reserve_orders(
+                    self.account, market.value, windows, now_ms=now_ms, floors=floors
+                )
+            except SharedLimitsError as exc:
+                self._uncount(market, taken)
+                state.went_down(exc)
+                continue
+            except BaseException:
+                self._uncount(market, taken)
+                raise
+            if grant.granted:
+                return
+            self._uncount(market, taken)
+            retry_at = grant.retry_at_ms if grant.retry_at_ms is not None else now_ms + 1000
+            await trio.sleep(max(retry_at - self._now_ms(), 1.0) / 1000.0)
 
     def _windows(self, window: int) -> range:
         """The exchange's windows an order sent now may fall in: two near a boundary.

@@ -22,15 +22,17 @@ a script may touch several of them):
 
 The scripts, and why each must be one script:
 
-- ``reserve``: reads the halt and the window's count, and adds the weight only if the
-  market is not halted and the count stays within the limit. Read and add apart, two
-  processes could both read 90 of 100 and both add 10.
+- ``reserve``: reads the halt and the window's count, raises the count to the caller's
+  floor (what it knows the window holds: after a Redis restart, the count is seeded so),
+  and adds the weight only if the market is not halted and the count stays within the
+  limit. Read and add apart, two processes could both read 90 of 100 and both add 10.
 - ``settle``: raises the window's count to the exchange's figure if it is higher, never
   lowers it (Binance's header is the truth, but an older answer arriving late must not
   undo newer reservations). Apart, a reservation between the read and the write is lost.
 - ``pause``: moves a halt's end later, never earlier, and extends the expiry.
 - ``reserve_orders``: checks every ORDERS window an order may fall in (two near a
-  boundary, as ``OrderBudget`` does) and counts it in all of them, or in none.
+  boundary, as ``OrderBudget`` does) and counts it in all of them, or in none; each
+  count is first raised to the caller's floor, as in ``reserve``.
 
 The Redis client (coredis, which runs on AnyIO and so under trio) is the ``redis`` extra,
 imported only by ``open_redis_windows``.
@@ -39,7 +41,7 @@ imported only by ``open_redis_windows``.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -70,12 +72,20 @@ local halt = redis.call('HMGET', KEYS[2], 'pause', 'ban')
 local pause = tonumber(halt[1] or '0')
 local ban = tonumber(halt[2] or '0')
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[5] or '0')
+local raised = floor > used
+if raised then
+  used = floor
+end
 local now = tonumber(ARGV[4])
 if pause > now or ban > now or used + tonumber(ARGV[1]) > tonumber(ARGV[2]) then
+  if raised then
+    redis.call('SET', KEYS[1], used, 'PX', ARGV[3])
+  end
   return {0, used, pause, ban}
 end
-used = redis.call('INCRBY', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+used = used + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], used, 'PX', ARGV[3])
 return {1, used, pause, ban}
 """
 
@@ -102,17 +112,27 @@ end
 return now
 """
 
-# KEYS: one counter per (interval, window); ARGV: ttl_ms, then each key's limit.
+# KEYS: one counter per (interval, window); ARGV: ttl_ms, then each key's limit, then each
+# key's floor (what the caller knows was counted there: raised to it first, never lowered).
 _RESERVE_ORDERS = """
+local n = #KEYS
+local counts = {}
 for i, key in ipairs(KEYS) do
   local count = tonumber(redis.call('GET', key) or '0')
-  if count >= tonumber(ARGV[i + 1]) then
+  local floor = tonumber(ARGV[n + i + 1] or '0')
+  if floor > count then
+    count = floor
+    redis.call('SET', key, count, 'PX', ARGV[1])
+  end
+  counts[i] = count
+end
+for i, key in ipairs(KEYS) do
+  if counts[i] >= tonumber(ARGV[i + 1]) then
     return {0, i}
   end
 end
 for i, key in ipairs(KEYS) do
-  redis.call('INCR', key)
-  redis.call('PEXPIRE', key, ARGV[1])
+  redis.call('SET', key, counts[i] + 1, 'PX', ARGV[1])
 end
 return {1, 0}
 """
@@ -225,18 +245,23 @@ class RedisWindows:
         limit: int,
         window_ms: int,
         now_ms: int,
+        floor: int = 0,
     ) -> Reservation:
         """Add ``weight`` to the market's window if it stays within ``limit`` and the
         market is not halted at ``now_ms`` (the exchange's time).
 
         A weight above the limit is cut to it: it is granted on an empty window only.
+        ``floor`` is what the caller knows the window already holds (the exchange's
+        used-weight header, its own spending): the count is first raised to it, never
+        lowered, granted or not. So a Redis that restarted empty is seeded by the first
+        reservation of each process, in the same round trip.
         """
         weight = max(0, min(int(weight), int(limit)))
         ttl = _expiry_ms(window_start_ms, window_ms, now_ms)
         granted, used, pause, ban = await self._run(
             "reserve",
             [self.window_key(market, window_start_ms), self.halt_key(market)],
-            [weight, int(limit), ttl, int(now_ms)],
+            [weight, int(limit), ttl, int(now_ms), max(0, int(floor))],
         )
         return Reservation(bool(granted), int(used), _optional(pause), _optional(ban))
 
@@ -292,14 +317,18 @@ class RedisWindows:
         windows: Sequence[tuple[int, int]],
         *,
         now_ms: int,
+        floors: Mapping[tuple[int, int], int] | None = None,
     ) -> OrderGrant:
         """Count one order in every ``(interval_ms, limit)`` window it may fall in, or none.
 
         Near a boundary (within ``window_guard_ms``) an order counts in both windows,
-        since the exchange's clock may be on either side of it.
+        since the exchange's clock may be on either side of it. ``floors`` maps
+        ``(interval_ms, window index)`` to what the caller knows that window holds: each
+        count is raised to it first (never lowered), as ``reserve``'s ``floor``.
         """
         keys: list[str] = []
         limits: list[int] = []
+        known: list[int] = []
         spans: list[tuple[int, int]] = []  # (interval, window index) of each key
         ttl = 0
         for interval_ms, limit in windows:
@@ -310,11 +339,12 @@ class RedisWindows:
                 start = index * interval_ms
                 keys.append(self.orders_key(account, market, interval_ms, start))
                 limits.append(int(limit))
+                known.append(max(0, int((floors or {}).get((interval_ms, index), 0))))
                 spans.append((interval_ms, index))
                 ttl = max(ttl, _expiry_ms(start, interval_ms, now_ms))
         if not keys:
             return OrderGrant(True)
-        granted, which = await self._run("reserve_orders", keys, [ttl, *limits])
+        granted, which = await self._run("reserve_orders", keys, [ttl, *limits, *known])
         if granted:
             return OrderGrant(True)
         interval_ms, index = spans[int(which) - 1]

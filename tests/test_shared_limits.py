@@ -154,6 +154,34 @@ async def test_settle_raises_but_never_lowers(redis_url: str) -> None:
             assert 0 < await windows.client.pttl(windows.window_key(SPOT, other)) <= 180_000
 
 
+async def test_a_reservation_first_raises_the_count_to_its_floor(redis_url: str) -> None:
+    # After a restart Redis is empty: the first reservation carries what its process knows
+    # the window holds (the exchange's header, its own spending), in the same round trip.
+    with trio.fail_after(5):
+        async with open_redis_windows(redis_url, key=_key()) as windows:
+            now = _now_ms()
+            start = now // 60_000 * 60_000
+            args = {"limit": 100, "window_ms": 60_000, "now_ms": now}
+            r = await windows.reserve(SPOT, start, 10, floor=70, **args)
+            assert (r.granted, r.used) == (True, 80)
+            r = await windows.reserve(SPOT, start, 10, floor=30, **args)  # never lowered
+            assert (r.granted, r.used) == (True, 90)
+            # refused, the floor is still stored: the others see it
+            r = await windows.reserve(SPOT, start, 10, floor=95, **args)
+            assert (r.granted, r.used) == (False, 95)
+            assert await windows.client.get(windows.window_key(SPOT, start)) == "95"
+            assert 0 < await windows.client.pttl(windows.window_key(SPOT, start)) <= 120_000
+            # order windows: floors per (interval, window index)
+            ten, now_o = 10_000, 1_700_000_005_000
+            floors = {(ten, now_o // ten): 4}
+            grant = await windows.reserve_orders("a", SPOT, [(ten, 5)], now_ms=now_o, floors=floors)
+            assert grant.granted
+            key = windows.orders_key("a", SPOT, ten, now_o // ten * ten)
+            assert await windows.client.get(key) == "5"
+            refused = await windows.reserve_orders("a", SPOT, [(ten, 5)], now_ms=now_o)
+            assert not refused.granted
+
+
 async def test_a_pause_is_seen_by_another_client(redis_url: str) -> None:
     key = _key()
     with trio.fail_after(5):
