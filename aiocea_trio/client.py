@@ -156,7 +156,7 @@ class BinanceClient:
         self.time_sync = time_sync or _time_sync(auto_sync_time, time_sync_interval)
         self.order_safety = order_safety or _order_safety(order_attempts, order_lookup_delay)
         self._counters = Counters()
-        self._orders = OrderBudget(self._now_ms)
+        self._orders = OrderBudget(self._now_ms, limiter=self.limiter, api_key=api_key)
         self._sync = ClockSync(self.limiter.clock, self.time_sync)
         self._send = self._layers()
 

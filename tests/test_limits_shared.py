@@ -8,20 +8,23 @@ own Redis connection, stand for two processes.
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 
 import attrs
 import pytest
 import trio
 
 from aiocea_trio.errors import BinanceBanError
-from aiocea_trio.limits import RateLimiter, window_guard_ms
+from aiocea_trio.limits import MarketLimits, OrderBudget, RateLimiter, window_guard_ms
 from aiocea_trio.markets import Market
-from aiocea_trio.shared_limits import RedisWindows, Reservation, open_redis_windows
-from tests.redis_server import RedisServer, redis_server, redis_url
+from aiocea_trio.shared_limits import OrderGrant, RedisWindows, Reservation, open_redis_windows
+from aiocea_trio.sim import SimExchange
+from tests.redis_server import RedisServer, free_port, redis_server, redis_url
 
 pytest.importorskip("coredis", reason="the redis extra (coredis) is not installed")
 
@@ -336,3 +339,180 @@ async def test_each_outage_logs_one_warning_down_and_one_back(
     assert not logged("answers again")  # (an old wording, counted twice by the benchmark)
     caplog.clear()
     gc.collect()
+
+
+# -- the fallback's rule (item 4 of issue 18's report) -------------------------------------
+
+
+def _dead_url() -> str:
+    return f"redis://127.0.0.1:{free_port()}/0"  # nobody listens there
+
+
+@COREDIS_LEAK
+async def test_alone_on_the_fallback_a_process_spends_exactly_its_share(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def clock_ms() -> int:
+        return 1_700_000_000_000 + int(trio.current_time() * 1000)
+
+    spent: dict[int, int] = defaultdict(int)
+    async with _limiter(_dead_url(), fallback_share=0.25) as limiter:
+        for _ in range(15):
+            await limiter.acquire(SPOT, 5, clock_ms)
+            spent[clock_ms() // 1000] += 5
+            limiter.release(SPOT, 5, charged=None, headers=None, server_now_ms=clock_ms)
+        assert limiter.shared_down
+    assert list(spent.values()) == [25, 25, 25]  # 1/4 of 100, each window
+    gc.collect()
+
+
+@COREDIS_LEAK
+async def test_on_the_fallback_the_exchange_header_counts_the_other_processes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The share is of the whole IP's weight as this process knows it: its own weight in the
+    # window, or the exchange's used-weight header if higher (the header counts every
+    # process on the IP). Others spent 15 in the first window: this one gets 10 of its 25.
+    def clock_ms() -> int:
+        return 1_700_000_000_500 + int(trio.current_time() * 1000)
+
+    spent: dict[int, int] = defaultdict(int)
+    others = {1_700_000_000: 15}
+    async with _limiter(_dead_url(), fallback_share=0.25) as limiter:
+        for _ in range(7):
+            await limiter.acquire(SPOT, 5, clock_ms)
+            window = clock_ms() // 1000
+            spent[window] += 5
+            headers = _headers(others.get(window, 0) + spent[window])  # the exchange's count
+            limiter.release(SPOT, 5, charged=None, headers=headers, server_now_ms=clock_ms)
+    assert list(spent.items()) == [(1_700_000_000, 10), (1_700_000_001, 25)]
+    gc.collect()
+
+
+# -- per-account order counts through Redis ------------------------------------------------
+
+API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"  # Binance's docs'
+ORDERS = MarketLimits(LIMIT, WINDOW, orders=((1.0, 4), (86_400.0, 1_000)))
+
+
+@attrs.define(eq=False)
+class _RecordingOrders(RedisWindows):
+    """RedisWindows that records the time (exchange ms) of each order it admitted."""
+
+    granted: list[int] = attrs.field(factory=list)
+
+    async def reserve_orders(
+        self,
+        account: str,
+        market: str,
+        windows: Sequence[tuple[int, int]],
+        *,
+        now_ms: int,
+        floors: Mapping[tuple[int, int], int] | None = None,
+    ) -> OrderGrant:
+        grant = await super().reserve_orders(account, market, windows, now_ms=now_ms, floors=floors)
+        if grant.granted:
+            self.granted.append(now_ms)
+        return grant
+
+
+async def test_two_processes_never_place_more_orders_than_the_account_limit_together(
+    redis_url: str,
+) -> None:
+    key = _key()
+    with trio.fail_after(15):
+        async with (
+            open_redis_windows(redis_url, key=key) as one_conn,
+            open_redis_windows(redis_url, key=key) as two_conn,
+        ):
+            one_windows = _RecordingOrders(one_conn.client, key)
+            two_windows = _RecordingOrders(two_conn.client, key)
+            async with _limiter(one_windows) as one, _limiter(two_windows) as two:
+                budgets = [OrderBudget(now_ms, limiter=lim, api_key=API_KEY) for lim in (one, two)]
+                async with trio.open_nursery() as nursery:
+                    for _ in range(6):
+                        for budget in budgets:
+                            nursery.start_soon(budget.reserve, SPOT, ORDERS)
+            stored = await one_conn.client.keys(f"{one_conn.prefix}:o:*")
+    placed = one_windows.granted + two_windows.granted
+    # Within the clock guard of a boundary an order counts in both windows.
+    guard = window_guard_ms(1000)
+    per_window = Counter(w for t in placed for w in {(t - guard) // 1000, (t + guard) // 1000})
+    assert len(placed) == 12
+    assert max(per_window.values()) <= 4  # the account's limit, for the two together
+    assert len(per_window) >= 3
+    assert one_windows.granted  # both placed orders
+    assert two_windows.granted
+    # The account is named by a hash of its API key; the key itself is never in Redis.
+    account = "key-" + hashlib.sha256(API_KEY.encode()).hexdigest()[:16]
+    assert budgets[0].account == budgets[1].account == account
+    assert stored
+    assert all(account in name and API_KEY not in name for name in stored)
+    assert API_KEY not in repr(budgets[0])
+
+
+async def test_an_explicit_account_name_and_separate_accounts(redis_url: str) -> None:
+    key = _key()
+    with trio.fail_after(10):
+        async with _limiter(redis_url, key) as limiter:
+            mine = OrderBudget(now_ms, limiter=limiter, account="bot-a")
+            other = OrderBudget(now_ms, limiter=limiter, account="bot-b")
+            for _ in range(4):
+                await mine.reserve(SPOT, ORDERS)
+            with trio.move_on_after(0.05):  # keep clear of a boundary: at most one roll
+                await other.reserve(SPOT, ORDERS)  # another account: its own counts
+            async with open_redis_windows(redis_url, key=key) as windows:
+                stored = await windows.client.keys(f"{windows.prefix}:o:*")
+    assert any(":o:bot-a:spot:1000:" in name for name in stored)
+    assert any(":o:bot-b:spot:1000:" in name for name in stored)
+
+
+@COREDIS_LEAK
+async def test_orders_on_the_fallback_get_the_share_of_each_window(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def clock_ms() -> int:
+        return 1_700_000_000_000 + int(trio.current_time() * 1000)
+
+    placed: list[int] = []
+    async with _limiter(_dead_url(), fallback_share=0.5) as limiter:
+        budget = OrderBudget(clock_ms, limiter=limiter, api_key=API_KEY)
+        await limiter.acquire(SPOT, 1, clock_ms)  # finds Redis down
+        limiter.release(SPOT, 1, charged=None, headers=None, server_now_ms=clock_ms)
+        for _ in range(6):
+            await budget.reserve(SPOT, ORDERS)
+            placed.append(clock_ms())
+    assert sorted(Counter(t // 1000 for t in placed).values()) == [2, 2, 2]  # half of 4
+    gc.collect()
+
+
+async def test_two_clients_on_one_account_share_its_order_limit(redis_url: str) -> None:
+    # Two clients with their own limiters (two processes), one account on the simulator,
+    # 3 orders a second: together they never draw the simulator's -1015.
+    key = _key()
+    sim = SimExchange(order_limits={"spot": [(1, 3), (86_400, 1_000)]})
+    with trio.fail_after(30):
+        async with (
+            RateLimiter(shared=redis_url, key=key) as one_limits,
+            RateLimiter(shared=redis_url, key=key) as two_limits,
+            sim.client(limiter=one_limits) as one,
+            sim.client(limiter=two_limits) as two,
+        ):
+
+            async def place(client: object, i: int) -> None:
+                assert client is one or client is two
+                await client.request(
+                    "POST",
+                    "/api/v3/order",
+                    {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                     "quantity": "0.001", "price": str(10_000 + i)},
+                    signed=True,
+                )  # fmt: skip
+
+            async with trio.open_nursery() as nursery:
+                for i in range(6):
+                    nursery.start_soon(place, one, i)
+                    nursery.start_soon(place, two, 100 + i)
+            stats = [c.statistics().limiter.markets["spot"] for c in (one, two)]
+    assert len(sim.account().orders) == 12
+    assert [s.rate_limited for s in stats] == [0, 0]
