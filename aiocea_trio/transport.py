@@ -321,8 +321,8 @@ class FastTransport(httpx.AsyncBaseTransport):
         self._keepalive_expiry_arg = keepalive_expiry
         self._origins: dict[tuple[bytes, bytes, int], _Origin] = {}
         self._parse_errors = (httptools.HttpParserError, httptools.HttpParserUpgrade)
-        self._upgrade = httptools.HttpParserUpgrade
-        self._mockable = _mockable(httpcore.AsyncConnectionPool, httpx.AsyncHTTPTransport)
+        self._mock_targets = (httpcore.AsyncConnectionPool, httpx.AsyncHTTPTransport)
+        self._mockable = _mockable(*self._mock_targets)
         self._delegate: httpx.AsyncHTTPTransport | None = None
 
     def __repr__(self) -> str:
@@ -372,8 +372,10 @@ class FastTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` on a pooled connection and return the answer (maybe streaming)."""
         for cls, original in self._mockable:
-            if getattr(cls, "handle_async_request", None) is not original and _patched(cls):
-                return await self._mocked(request)
+            if getattr(cls, "handle_async_request", None) is not original:
+                if _patched(cls):
+                    return await self._mocked(request)
+                self._mockable = _mockable(*self._mock_targets)  # unpatched again
 
         url = request.url
         key = (url.raw_scheme, url.raw_host, url.port or 0)
@@ -573,11 +575,14 @@ class FastTransport(httpx.AsyncBaseTransport):
     def _feed(self, conn: _Conn, data: bytes | bytearray, request: httpx.Request) -> None:
         try:
             conn.parser.feed_data(data)
-        except self._upgrade as exc:
-            raise httpx.RemoteProtocolError(
-                "FastTransport does not support protocol upgrades (101)", request=request
-            ) from exc
         except self._parse_errors as exc:
+            if conn.complete:  # junk after a whole answer: keep the answer, drop the connection
+                conn.dirty = True
+                return
+            if conn.parser.get_status_code() == 101:
+                raise httpx.RemoteProtocolError(
+                    "FastTransport does not support protocol upgrades (101)", request=request
+                ) from exc
             raise httpx.RemoteProtocolError(
                 f"Malformed HTTP answer: {_message(exc)}", request=request
             ) from exc
@@ -600,8 +605,11 @@ def _patched(cls: type) -> bool:
 
 
 def _mockable(*classes: type) -> tuple[tuple[type, object], ...]:
-    """Each class with its ``handle_async_request`` as seen now (maybe a mock's already)."""
-    return tuple((cls, cls.__dict__.get("handle_async_request")) for cls in classes)
+    """Each class with its own ``handle_async_request`` (``None`` if a mock's is there now)."""
+    return tuple(
+        (cls, None if _patched(cls) else cls.__dict__.get("handle_async_request"))
+        for cls in classes
+    )
 
 
 def _message(exc: BaseException) -> str:
