@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import re
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Final
 
@@ -306,12 +307,11 @@ class FastTransport(httpx.AsyncBaseTransport):
             raise ImportError(
                 "FastTransport needs httptools: pip install 'aiocea-trio[fast]'"
             ) from exc
-        import httpcore
-
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
-        self._ssl_context = httpx.create_ssl_context(verify=verify, trust_env=trust_env)
-        self._ssl_context.set_alpn_protocols(["http/1.1"])
+        self._verify = verify
+        self._trust_env = trust_env
+        self._ssl: ssl.SSLContext | None = None  # built on the first https connection
         self._max_connections = max_connections
         self._max_idle = (
             max_connections
@@ -322,8 +322,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         self._keepalive_expiry_arg = keepalive_expiry
         self._origins: dict[tuple[bytes, bytes, int], _Origin] = {}
         self._parse_errors = (httptools.HttpParserError, httptools.HttpParserUpgrade)
-        self._mock_targets = (httpcore.AsyncConnectionPool, httpx.AsyncHTTPTransport)
-        self._mockable = _mockable(*self._mock_targets)
+        self._mockable = _mockable(*_mock_targets())
         self._delegate: httpx.AsyncHTTPTransport | None = None
 
     def __repr__(self) -> str:
@@ -372,11 +371,14 @@ class FastTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` on a pooled connection and return the answer (maybe streaming)."""
-        for cls, original in self._mockable:
+        mockable = self._mockable
+        if len(mockable) == 1 and "httpcore" in sys.modules:  # imported since (respx does)
+            mockable = self._mockable = _mockable(*_mock_targets())
+        for cls, original in mockable:
             if getattr(cls, "handle_async_request", None) is not original:
                 if _patched(cls):
                     return await self._mocked(request)
-                self._mockable = _mockable(*self._mock_targets)  # unpatched again
+                self._mockable = _mockable(*_mock_targets())  # unpatched again
 
         url = request.url
         key = (url.raw_scheme, url.raw_host, url.port or 0)
@@ -476,6 +478,14 @@ class FastTransport(httpx.AsyncBaseTransport):
         self._origins[key] = origin
         return origin
 
+    def _ssl_context(self) -> ssl.SSLContext:
+        """httpx's context for ``verify`` (built once, on the first https connection)."""
+        if self._ssl is None:
+            ctx = httpx.create_ssl_context(verify=self._verify, trust_env=self._trust_env)
+            ctx.set_alpn_protocols(["http/1.1"])
+            self._ssl = ctx
+        return self._ssl
+
     async def _wait_slot(
         self, slots: trio.Semaphore, seconds: float | None, request: httpx.Request
     ) -> None:
@@ -527,7 +537,7 @@ class FastTransport(httpx.AsyncBaseTransport):
                     sni = request.extensions.get("sni_hostname") or origin.host
                     stream = trio.SSLStream(
                         tcp,
-                        self._ssl_context,
+                        self._ssl_context(),
                         server_hostname=sni,
                         https_compatible=True,
                     )
@@ -614,7 +624,9 @@ class FastTransport(httpx.AsyncBaseTransport):
     async def _mocked(self, request: httpx.Request) -> httpx.Response:
         """respx/pytest-httpx is patching httpcore/httpx: go through them (never the network)."""
         if self._delegate is None:
-            self._delegate = httpx.AsyncHTTPTransport(verify=self._ssl_context)
+            self._delegate = httpx.AsyncHTTPTransport(
+                verify=self._verify, trust_env=self._trust_env
+            )
         return await self._delegate.handle_async_request(request)
 
 
@@ -626,6 +638,15 @@ def _patched(cls: type) -> bool:
     """
     module = getattr(cls.__dict__.get("handle_async_request"), "__module__", None) or ""
     return not module.startswith(("httpcore.", "httpx."))
+
+
+def _mock_targets() -> tuple[type, ...]:
+    """What mocks patch: httpx's transport (pytest-httpx) and, once imported, httpcore's pool
+    (respx; it imports httpcore, so an httpcore not imported yet is not patched)."""
+    httpcore = sys.modules.get("httpcore")
+    if httpcore is None:
+        return (httpx.AsyncHTTPTransport,)
+    return (httpx.AsyncHTTPTransport, httpcore.AsyncConnectionPool)
 
 
 def _mockable(*classes: type) -> tuple[tuple[type, object], ...]:

@@ -113,6 +113,31 @@ async def test_mocked_before_the_transport_was_built() -> None:
             assert (await client.get("https://api.binance.com/api/v3/ping")).json() == {}
 
 
+def test_respx_imported_after_the_transport_was_built() -> None:
+    # FastTransport does not import httpcore (0.1 s); respx imports it, and is then seen.
+    code = """
+import sys
+import httpx, trio
+from aiocea_trio.transport import FastTransport
+transport = FastTransport()
+assert "httpcore" not in sys.modules
+import respx
+
+async def main():
+    async with respx.mock() as mock:
+        mock.get("https://api.binance.com/api/v3/ping").respond(json={"mocked": True})
+        async with httpx.AsyncClient(transport=transport) as client:
+            print((await client.get("https://api.binance.com/api/v3/ping")).json())
+
+trio.run(main)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "{'mocked': True}"
+
+
 # --------------------------------------------------------------------------- the factory
 
 
