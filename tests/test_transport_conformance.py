@@ -688,7 +688,7 @@ async def test_tls_checks_the_host_name(
 
 
 def _routes() -> Handler:
-    """``/ok`` answers; ``/stall`` never answers; ``/half`` stops mid-body; ``/drip`` streams."""
+    """``/ok`` answers; ``/stall`` never answers; ``/half*`` stop mid-body; ``/drip`` streams."""
 
     async def handler(peer: Peer) -> None:
         while (req := await peer.request()) is not None:
@@ -698,6 +698,11 @@ def _routes() -> Handler:
                 return
             if target == b"/half":
                 await peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
+                await peer.wait_closed()
+                return
+            if target == b"/half-big":  # past FastTransport's read-before-returning size
+                await peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n")
+                await peer.send(b"b" * 100_000)
                 await peer.wait_closed()
                 return
             if target == b"/drip":
@@ -720,7 +725,7 @@ async def _after_cancel(server: Server, client: httpx.AsyncClient, gone: int) ->
     assert server.accepted == accepted + 1
 
 
-@pytest.mark.parametrize("path", ["/stall", "/half"])
+@pytest.mark.parametrize("path", ["/stall", "/half", "/half-big"])
 async def test_cancel_while_waiting_for_the_answer(
     serve: Any, client: httpx.AsyncClient, path: str, autojump_clock: Any
 ) -> None:
