@@ -18,15 +18,18 @@ How an exchange goes, and why:
   object and sent with one ``send_all``.
 - *No resend, ever*: once a byte was written, whatever goes wrong is raised (an order must
   not be placed twice). The only "retry" is the idle check above, before anything is written.
-- *Parsing*: one httptools parser per connection, its callbacks appending to lists. When the
-  whole answer is already read (the common case for small JSON), the connection goes back to
-  the pool at once and the response carries the bytes; otherwise the response streams the body
+- *Parsing*: one httptools parser per connection, its callbacks appending to lists. A body
+  whose Content-Length fits one read (64 KiB) is read before returning, under the same cancel
+  scope as the request (a scope costs ~6 µs on trio: one per exchange, its deadline moved per
+  read and write). When the whole answer is read (the common case for JSON), the connection
+  goes back to the pool at once and the response carries the bytes; otherwise it streams the body
   chunk by chunk (bounded memory) and gives the connection back only when the body was read
   to its end and the answer allows reuse (HTTP/1.1, no ``Connection: close``).
 - *Cancellation and errors*: any exception (``trio.Cancelled`` included, always re-raised)
   while a connection is in use closes it and frees its slot, so a half-read connection never
   returns to the pool. Closing is synchronous (the socket is closed; no TLS close_notify is
-  awaited), so cleanup never awaits inside ``except``/``finally``.
+  awaited), so cleanup never awaits inside ``except``/``finally`` (one exception: a streamed
+  request body's iterator is closed, shielded, within 1 s, rather than left to the GC).
 - *Content-Encoding* is left to httpx (the response carries the raw bytes), as httpcore does.
 - *Mocks*: respx patches httpcore's pool (and pytest-httpx httpx's transport); when either is
   patched, requests go through a lazily created ``httpx.AsyncHTTPTransport`` so the mock sees
