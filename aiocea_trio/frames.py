@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import trio
 
-from .archives import ArchiveFile, ArchiveHost, KlineBlock, archive_csv
+from .archives import ArchiveFile, ArchiveHost, CsvStream, KlineBlock, archive_csv
 from .history.csv_file import KLINE_COLUMNS
 from .history.klines import (
     KlineBatch,
@@ -87,9 +87,10 @@ _KINDS: Final = ("klines", "agg_trades", "funding_rates")
 _EXTRAS: Final = {"pyarrow": "parquet", "pandas": "pandas", "polars": "polars"}
 #: An open time of 16 digits is in microseconds (spot files from 2025 on).
 _MICROSECONDS_FROM: Final = 10**15
-#: Archive files inflated and read by pyarrow at once, per stream. Each holds its zip, its
-#: CSV (2.7 times the zip) and its columns; two keep both cores busy.
-_READ_AT_ONCE: Final = 2
+#: Archive files inflated and read by pyarrow at once, per stream. Each holds its zip, a
+#: block of its CSV and its columns; one, beside the downloads, keeps pace with them.
+_READ_AT_ONCE: Final = 1
+_CSV_BLOCK: Final = 1 << 20  # bytes of CSV text pyarrow parses at a time
 #: ``download_klines_frame``'s files in flight (fetched, read or waiting their turn).
 _FRAME_CONCURRENCY: Final = 2
 #: Rows preallocated at most (2**25: 268 MB of address space a column, touched only as rows
@@ -230,8 +231,18 @@ def kline_table(batch: KlineBatch, schema: pa.Schema) -> pa.Table:
             [col.cast(f.type) for col, f in zip(table.columns, schema, strict=True)],
             schema=schema,
         )
+    check_widths(batch)
     columns = list(zip(*batch, strict=True)) if batch else [()] * len(KLINE_COLUMNS)
     return _columns(pa, columns, schema)
+
+
+def check_widths(rows: Sequence[Row]) -> None:
+    """Refuse rows that are not 12-field klines, naming the first such row."""
+    for row in rows:
+        if len(row) != len(KLINE_COLUMNS):
+            raise ValueError(
+                f"a kline has {len(KLINE_COLUMNS)} fields; got {len(row)}: {row!r:.120}"
+            )
 
 
 def _kind_of(rows: Sequence[Any]) -> str:
@@ -373,22 +384,22 @@ def _read_archive(
     process.
     """
     pa = _arrow()
-    csv = archive_csv(data)
-    del data
+    csv = CsvStream(data)
     # The reader parses epoch integers, not timestamps: read int64, cast at the end.
     read = pa.schema(
         [(f.name, pa.int64() if pa.types.is_timestamp(f.type) else f.type) for f in schema]
     )
     try:
-        table = pa.csv.read_csv(
-            pa.py_buffer(csv),
+        batches = pa.csv.open_csv(
+            csv,  # inflated block by block as the reader asks: the text is never whole
             read_options=pa.csv.ReadOptions(
                 column_names=list(KLINE_COLUMNS),
-                # files are read side by side: the reader's own threads would only
-                # hold more blocks (7 MB more per file)
+                # one file is read at a time, beside the downloads: the reader's own
+                # threads would only hold more blocks
                 use_threads=False,
+                block_size=_CSV_BLOCK,
                 # futures files may start with a header line
-                skip_rows=1 if csv[:1] and not csv[:1].isdigit() else 0,
+                skip_rows=1 if csv.peek()[:1] and not csv.peek()[:1].isdigit() else 0,
             ),
             convert_options=pa.csv.ConvertOptions(
                 column_types=read,
@@ -399,8 +410,10 @@ def _read_archive(
             # malloc gives freed file buffers back; the default pool keeps them
             memory_pool=pa.system_memory_pool(),
         )
+        table = pa.Table.from_batches(list(batches), schema=read)
     except pa.ArrowInvalid:
-        return csv  # 11 columns, an empty field...: the rows path decides
+        return archive_csv(data)  # 11 columns, an empty field...: the rows path decides
+    del csv
     if not table.num_rows:
         return []
     if table.column(0)[0].as_py() >= _MICROSECONDS_FROM:
@@ -412,7 +425,7 @@ def _read_archive(
     if not (file.start <= first and last < file.end):  # a partial month: keep the span
         opens = _open_times(table)
         if opens != sorted(opens):
-            return csv
+            return archive_csv(data)
         lo, hi = bisect.bisect_left(opens, file.start), bisect.bisect_left(opens, file.end)
         if lo == hi:
             return []
@@ -425,17 +438,21 @@ def _read_archive(
 
 
 def _column_loader(schema: pa.Schema) -> Callable[[ArchiveHost, ArchiveFile], Any]:
-    """How a typed stream loads an archive file: inflated and read in one worker thread,
-    ``_READ_AT_ONCE`` files at a time (others wait as zips, the smallest form)."""
+    """How a typed stream loads an archive file: inflated and read by pyarrow."""
+    return _file_loader(functools.partial(_read_archive, schema=schema))
+
+
+def _file_loader(read: Callable[..., KlineColumns | list[Row] | bytes]) -> Callable[..., Any]:
+    """How a column stream loads an archive file: inflated and ``read`` in one worker
+    thread, ``_READ_AT_ONCE`` files at a time (others wait as zips, the smallest form);
+    a file ``read`` refuses (returned as CSV bytes) is read as rows."""
     limiter = trio.CapacityLimiter(_READ_AT_ONCE)
 
-    async def load(host: ArchiveHost, file: ArchiveFile) -> _FileColumns | list[Row] | None:
-        read = await host.unzipped(
-            file, functools.partial(_read_archive, file=file, schema=schema), limiter=limiter
-        )
-        if isinstance(read, bytes):
-            return await host.rows_in_span(read, file)
-        return read
+    async def load(host: ArchiveHost, file: ArchiveFile) -> KlineColumns | list[Row] | None:
+        got = await host.unzipped(file, functools.partial(read, file=file), limiter=limiter)
+        if isinstance(got, bytes):
+            return await host.rows_in_span(got, file)
+        return got
 
     return load
 
@@ -597,13 +614,19 @@ async def download_klines_frame(
         ImportError: the library is not installed (the message names the extra).
     """
     _check_library(library)
-    if library != "arrow":
+    _check_flag("decimal", decimal)
+    native = library != "arrow" and not decimal
+    if library == "polars" and native:
+        _require_polars()  # its own CSV reader: pyarrow is not needed
+    elif library != "arrow":
         _require(library, f"library={library!r}")
-    schema = kline_schema(decimal=decimal)
     query, options = checked_kline_args(
         market, symbol, interval, start, end,
         lambda: HistoryOptions(source, max_concurrency, page_size, archive_url, cache_dir),
     )
+    if native:
+        return await _native_frame(client, query, options, progress, gaps, library)
+    schema = kline_schema(decimal=decimal)
     if decimal:  # 16-byte decimals: collected per file, then concatenated
         table = await _collected(client, query, options, progress, gaps, schema)
     else:
@@ -613,6 +636,39 @@ async def download_klines_frame(
     if library == "pandas":
         return await trio.to_thread.run_sync(_pandas_frame, table, decimal)
     return await trio.to_thread.run_sync(arrow_to_polars, table)
+
+
+def _require_polars() -> None:
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "library='polars' needs polars: pip install 'aiocea-trio[polars]'"
+        ) from None
+
+
+async def _native_frame(
+    client: HistoryClient,
+    query: HistoryQuery,
+    options: HistoryOptions,
+    progress: Progress | None,
+    gaps: list[Gap] | None,
+    library: str,
+) -> Any:
+    """A pandas or polars frame whose archive files the library's own parser reads."""
+    from . import _native_frames as native
+
+    sink: native.PandasColumns | native.PolarsFrames
+    if library == "pandas":
+        sink = native.PandasColumns(min(kline_capacity(client, query), _MAX_PREALLOCATED))
+    else:
+        sink = native.PolarsFrames()
+    load = _file_loader(native.READERS[library])
+    async with kline_column_stream(client, query, options, progress, gaps, load) as batches:
+        async for batch in batches:
+            await trio.to_thread.run_sync(sink.append, batch)
+            del batch
+    return await trio.to_thread.run_sync(sink.frame)
 
 
 async def _collected(

@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import quote
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+if TYPE_CHECKING:  # imported when an asymmetric key is used: ~8 MB that HMAC never needs
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 __all__ = ["Ed25519Signer", "HmacSigner", "RsaSigner", "Signer"]
 
@@ -53,6 +53,8 @@ def _load_private_key(key: object, password: str | bytes | None) -> object:
     if isinstance(key, str):
         key = key.encode()
     if isinstance(key, bytes):
+        from cryptography.hazmat.primitives import serialization
+
         pwd = password.encode() if isinstance(password, str) else password
         try:
             return serialization.load_pem_private_key(key, password=pwd)
@@ -66,6 +68,8 @@ def _load_private_key(key: object, password: str | bytes | None) -> object:
 
 
 def _public_pem(key: ed25519.Ed25519PublicKey | rsa.RSAPublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     pem = key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -87,6 +91,8 @@ class Ed25519Signer:
         *,
         password: str | bytes | None = None,
     ) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
         key = _load_private_key(private_key, password)
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise TypeError("Ed25519Signer needs an Ed25519 private key")
@@ -106,7 +112,7 @@ class Ed25519Signer:
 class RsaSigner:
     """RSASSA-PKCS1-v1_5 with SHA-256 (2048- or 4096-bit PKCS#8 keys)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_hash", "_key", "_padding")
 
     def __init__(
         self,
@@ -114,13 +120,17 @@ class RsaSigner:
         *,
         password: str | bytes | None = None,
     ) -> None:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
         key = _load_private_key(private_key, password)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise TypeError("RsaSigner needs an RSA private key")
         self._key = key
+        self._padding, self._hash = padding.PKCS1v15(), hashes.SHA256()
 
     def sign(self, payload: str) -> str:
-        return _b64_quoted(self._key.sign(payload.encode(), padding.PKCS1v15(), hashes.SHA256()))
+        return _b64_quoted(self._key.sign(payload.encode(), self._padding, self._hash))
 
     def public_key_pem(self) -> str:
         """The public key to register with Binance."""

@@ -20,10 +20,12 @@ the file pyarrow writes for the same table).
 
 Typed frames (issue 16): the same five years with ``download_klines_frame`` into a typed
 pandas and a polars DataFrame (``source="auto"``), each run in a fresh process so that its
-peak RSS (``ru_maxrss``: imports included) is its own; three runs each, best and median
-reported. Targets: under 3 s and under 400 MB. With ``--frames-only`` the polars download is
-also cut in phases (fetch and inflate only; and pyarrow's reader; the whole frame), each a
-fresh process, to show where time and memory go.
+peak RSS (``VmHWM``: imports included) is its own; three runs each, best and median
+reported. Each process imports only the library it builds (pandas brings pyarrow; polars
+does not, and the JSON records that pyarrow stayed out). Targets: under 3 s and under
+400 MB. With ``--frames-only`` the polars download is also cut in phases (fetch and
+inflate only; and polars' reader; the whole frame), each a fresh process, to show where
+time and memory go.
 
     python benchmarks/bench_archives.py                 # five years, every way
     python benchmarks/bench_archives.py --years 1       # a shorter run
@@ -135,7 +137,6 @@ def peak_rss_mb() -> int:
 
 async def frame_child(url: str, library: str, start: str, end: str) -> dict[str, Any]:
     """One typed-frame download in this (fresh) process: seconds, rows, peak RSS."""
-    __import__("pyarrow.csv")
     __import__(library)  # the imports' memory, measured apart from the download's
     imports_mb = peak_rss_mb()
     async with BinanceClient(base_url=url, timeout=60) as client:
@@ -155,6 +156,7 @@ async def frame_child(url: str, library: str, start: str, end: str) -> dict[str,
         "archive_files": progress.archives_done,
         "rest_pages": progress.pages_done,
         "dtypes": dtypes,
+        "pyarrow_imported": "pyarrow" in sys.modules,
     }
 
 
@@ -163,14 +165,14 @@ PHASES = ("fetch", "read", "frame")
 
 async def phase_child(url: str, phase: str, start: str, end: str) -> dict[str, Any]:
     """One phase of the polars frame download in this (fresh) process: ``fetch`` (download,
-    checksum, inflate, nothing kept), ``read`` (and pyarrow's reader in the fetch jobs,
+    checksum, inflate, nothing kept), ``read`` (and polars' reader in the fetch jobs,
     the columns dropped), ``frame`` (the whole ``download_klines_frame``)."""
+    from aiocea_trio import _native_frames as native
     from aiocea_trio import frames as fr
     from aiocea_trio.archives import archive_csv
     from aiocea_trio.history.klines import checked_kline_args, kline_column_stream
     from aiocea_trio.history.source import HistoryOptions
 
-    __import__("pyarrow.csv")
     __import__("polars")
     imports_mb = peak_rss_mb()
 
@@ -187,7 +189,7 @@ async def phase_child(url: str, phase: str, start: str, end: str) -> dict[str, A
                 "spot", "BTCUSDT", "1m", start, end,
                 lambda: HistoryOptions(max_concurrency=fr._FRAME_CONCURRENCY),
             )
-            load = inflated if phase == "fetch" else fr._column_loader(fr.kline_schema())
+            load = inflated if phase == "fetch" else fr._file_loader(native.read_polars)
             async with kline_column_stream(client, query, options, None, [], load) as batches:
                 async for _ in batches:
                     pass

@@ -739,3 +739,210 @@ async def test_the_typed_stream_reads_files_in_the_fetch_jobs_and_keeps_their_or
                 opens += batch.column("open_time").cast(pa.int64()).to_pylist()
     assert opens == list(range(to_ms("2024-01-01"), to_ms("2024-07-01"), DAY))
     assert threading.get_ident() not in threads
+
+
+# -- issue 16: each library's own reader, archives streamed and mapped --------------------
+
+LIBRARIES = ["pandas", "polars", "arrow"]
+
+
+def _rows_as(rows: Any, library: str) -> Any:
+    return {"pandas": rows.to_pandas, "polars": rows.to_polars, "arrow": rows.to_arrow}[library]()
+
+
+def _same(frame: Any, rows: Any, library: str) -> bool:
+    return bool(frame.equals(_rows_as(rows, library)))
+
+
+UNUSUAL = {
+    "eleven columns": [r[:11] for r in month_rows(2024, 5)],
+    "thirteen columns": [[*r, "0"] for r in month_rows(2024, 5)],
+    "an empty field": [r if i != 3 else [*r[:4], "", *r[5:]] for i, r in enumerate(month_rows(2024, 5))],
+    "a text in a number": [r if i != 3 else [*r[:4], "n/a", *r[5:]] for i, r in enumerate(month_rows(2024, 5))],
+}
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize("unusual", list(UNUSUAL))
+async def test_each_reader_hands_an_unusual_file_to_the_rows_path(
+    library: str,
+    unusual: str,
+    mock: respx.MockRouter,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip(library if library != "arrow" else "pyarrow")
+    serve_rest(mock)
+    path = "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip"
+    publish(mock, path, zipped(UNUSUAL[unusual]))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    as_rows = _count_rows_fallbacks(monkeypatch)
+    rows = await _download(start="2024-05-01", end="2024-06-01")
+    try:
+        want = _rows_as(rows, library)
+    except ValueError:  # not klines one can type: the frame says so too
+        with pytest.raises(ValueError, match=r"fields|convert|float|parse|Invalid") as info:
+            await _frame(library, start="2024-05-01", end="2024-06-01")
+        assert "zip()" not in str(info.value)
+    else:
+        assert (await _frame(library, start="2024-05-01", end="2024-06-01")).equals(want)
+    assert as_rows == ["BTCUSDT-1d-2024-05.zip"]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_an_unsorted_partial_month_is_read_as_rows_by_every_reader(
+    library: str,
+    mock: respx.MockRouter,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip(library if library != "arrow" else "pyarrow")
+    serve_rest(mock)
+    shuffled = month_rows(2024, 5)
+    shuffled[3], shuffled[20] = shuffled[20], shuffled[3]
+    publish(mock, "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip", zipped(shuffled))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    as_rows = _count_rows_fallbacks(monkeypatch)
+    span = {"start": "2024-05-10", "end": "2024-06-01"}  # a partial month: cut by open time
+    rows = await _download(**span)
+    frame = await _frame(library, **span)
+    assert _same(frame, rows, library)
+    assert as_rows == ["BTCUSDT-1d-2024-05.zip"]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_a_corrupt_archive_fails_a_frame_naming_it_with_every_reader(
+    library: str,
+    mock: respx.MockRouter,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pandas' parser reads the CSV as it is inflated: the CRC fails at its end, inside
+    # the parser's read, and must still come out as the archive's error.
+    pytest.importorskip(library if library != "arrow" else "pyarrow")
+    serve_rest(mock)
+    path = "/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2024-05.zip"
+    publish(mock, path, _crc_broken(zipped(month_rows(2024, 5))))
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2024-07-01"))
+    with pytest.raises(ArchiveCorruptError, match=r"BTCUSDT-1d-2024-05\.zip"):
+        await _frame(library, start="2024-05-01", end="2024-06-01")
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_archives_received_into_memory_maps_give_the_same_frames_and_cache(
+    library: str,
+    mock: respx.MockRouter,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip(library if library != "arrow" else "pyarrow")
+    serve_rest(mock)
+    base = "/data/spot/monthly/klines/BTCUSDT/1d"
+    months = [(2024, m, 1) for m in range(3, 13)] + [(2025, 1, 1000)]  # 2025: microseconds
+    for year, month, unit in months:
+        data = zipped(month_rows(year, month, unit), header=month == 4)
+        publish(mock, f"{base}/BTCUSDT-1d-{year}-{month:02d}.zip", data)
+    monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2025-02-01"))
+    span = {"start": "2024-03-05", "end": "2025-02-01"}  # March cut
+    rows = await _download(source="rest", **span)
+    mapped: list[int] = []
+    real_body = archives._body
+
+    async def body(response: httpx.Response) -> Any:
+        data, digest = await real_body(response)
+        if response.url.path.endswith(".zip"):
+            mapped.append(isinstance(data, archives.mmap.mmap))
+        return data, digest
+
+    monkeypatch.setattr(archives, "_body", body)
+    monkeypatch.setattr(archives, "_MAPPED_FROM", 1)  # these small files too
+    cache = tmp_path / "cache"
+    frame = await _frame(library, cache_dir=cache, **span)
+    assert _same(frame, rows, library)
+    assert mapped == [True] * len(months)
+    for year, month, unit in months:  # the cache holds each file's exact bytes
+        name = f"{base}/BTCUSDT-1d-{year}-{month:02d}.zip".lstrip("/")
+        assert (cache / name).read_bytes() == zipped(month_rows(year, month, unit), header=month == 4)
+    again = await _frame(library, cache_dir=cache, **span)  # from the cache: no map
+    assert _same(again, rows, library)
+
+
+async def test_a_mapped_body_shorter_than_announced_is_a_transport_error(
+    mock: respx.MockRouter, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archives, "_MAPPED_FROM", 1)
+    data = zipped(month_rows(2024, 5))
+    announced = {"Content-Length": str(len(data) + 10)}
+    response = httpx.Response(200, headers=announced, stream=httpx.ByteStream(data))
+    with pytest.raises(httpx.RemoteProtocolError, match="announced"):
+        await archives._body(response)
+    response = httpx.Response(
+        200, headers={"Content-Length": str(len(data))}, stream=httpx.ByteStream(data)
+    )
+    got, digest = await archives._body(response)
+    assert isinstance(got, archives.mmap.mmap)
+    assert got[:] == data
+    assert digest == hashlib.sha256(data).hexdigest()
+
+
+def test_the_csv_stream_gives_the_csv_whatever_the_read_sizes() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    rows = [row(to_ms("2024-01-01") + i * 60_000) for i in range(5_000)]
+    data = zipped(rows)
+    whole = archives.archive_csv(data)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.integers(min_value=-1, max_value=300_000), min_size=1, max_size=30))
+    def reads(sizes: list[int]) -> None:
+        stream = archives.CsvStream(data)
+        assert whole.startswith(stream.peek())
+        got = b"".join(stream.read(size) for size in sizes)
+        got += stream.read()
+        assert got == whole
+        assert stream.read(10) == b""
+
+    reads()
+    with pytest.raises(zipfile.BadZipFile, match="CRC"):
+        archives.CsvStream(_crc_broken(data)).read()
+
+
+def _python(code: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_polars_frame_never_imports_pyarrow() -> None:
+    pytest.importorskip("polars")
+    out = _python(
+        "import sys, trio\n"
+        "from aiocea_trio import download_klines_frame\n"
+        "from aiocea_trio.sim import SimExchange\n"
+        "async def main():\n"
+        "    async with SimExchange(start_time_ms=1_717_200_000_000).client() as c:\n"
+        "        await c.sync_time()\n"
+        "        f = await download_klines_frame(c, 'BTCUSDT', '1h', '2024-03-01',"
+        " '2024-06-01', library='polars')\n"
+        "        print(f.height, 'pyarrow' in sys.modules)\n"
+        "trio.run(main)\n"
+    )
+    assert out == f"{92 * 24 - 1} False" or out == f"{92 * 24} False", out
+
+
+def test_importing_the_package_leaves_cryptography_until_a_key_needs_it() -> None:
+    out = _python(
+        "import sys, aiocea_trio\n"
+        "print('cryptography' in sys.modules)\n"
+        "aiocea_trio.HmacSigner('s').sign('a=1')\n"
+        "print('cryptography' in sys.modules)\n"
+        "from cryptography.hazmat.primitives.asymmetric import ed25519\n"
+        "key = ed25519.Ed25519PrivateKey.generate()\n"
+        "print(len(aiocea_trio.Ed25519Signer(key).sign('a=1')) > 40)\n"
+    )
+    assert out.split() == ["False", "False", "True"]
