@@ -10,7 +10,8 @@ used by other programs on the same IP is seen too. A 429 pauses the market for
 Share one limiter between clients that share an IP: pass the same object as
 ``BinanceClient(limiter=...)``. Processes (or machines) that share an IP share a
 budget through Redis: ``RateLimiter(shared="redis://...", key="my-ip")``, opened with
-``async with`` (see "The shared limiter" below; a first version).
+``async with`` (see "The shared limiter" below). Order counts, per account, are then
+shared too (``OrderBudget``).
 """
 
 from __future__ import annotations
@@ -459,7 +460,7 @@ class RateLimiter:
 
     # -- the shared limiter (Redis) ---------------------------------------------------
     #
-    # A first version (issue 18). Opt-in: without ``shared=`` nothing below runs and the
+    # Issue 18. Opt-in: without ``shared=`` nothing below runs and the
     # request path above is the in-process one, unchanged.
     #
     # The windows stay the ones above (the exchange's clock, rolled a guard late), and
@@ -480,11 +481,16 @@ class RateLimiter:
     #
     # Redis down (SharedLimitsError: refused, or no answer within the connect/read
     # timeouts of ``open_redis_windows``, 0.5 s): the limiter logs one WARNING, then
-    # admits requests on its own against ``fallback_share`` of the capacity, counting
-    # what this process spent plus the exchange's used-weight header (which sees every
-    # process on the IP). No request waits on Redis while it is down: the background
-    # task asks it again every SHARED_RETRY_INTERVAL seconds, and when it answers the
-    # limiter logs it (INFO), sends the pauses noted meanwhile, and shares again.
+    # admits requests on its own while the window's weight as this process knows it (its
+    # own, or the exchange's used-weight header if higher: the header counts every
+    # process on the IP) plus its in-flight weight stays within ``fallback_share`` of the
+    # capacity. So N processes spend about one share together, N shares at worst. No
+    # request waits on Redis while it is down: the background task asks it again every
+    # SHARED_RETRY_INTERVAL seconds, and when it answers the limiter logs one WARNING,
+    # sends the pauses noted meanwhile, and shares again: until the first window that
+    # starts SHARED_RESUME_MARGIN after that, a request needs both the fallback's rule
+    # and a reservation in Redis, whose floor seeds the (restarted, empty) Redis with
+    # what this process knows the window holds (``_SharedState.sharing``/``seeding``).
 
     async def __aenter__(self) -> RateLimiter:
         if self._shared_source is None:
