@@ -35,6 +35,7 @@ from .limits import LimiterStatistics, OrderBudget, RateLimiter
 from .markets import Market
 from .retries import OrderSafety, RetryPolicy
 from .signing import HmacSigner, Signer
+from .transport import default_transport
 
 __all__ = ["BinanceClient", "ClientStatistics", "new_client_order_id"]
 
@@ -75,7 +76,9 @@ class BinanceClient:
             the whole answer), so a server that drips its answer cannot hold a
             request (an order included) for longer.
         transport: passed to ``httpx.AsyncClient``: tests give respx's or
-            ``httpx.ASGITransport``.
+            ``httpx.ASGITransport``. By default ``FastTransport`` (httptools, the
+            ``fast`` extra) when installed, else httpx's own; either way respx's
+            mocks and proxies from the environment work as with httpx.
         allow_insecure_http: permit sending the API key over plain ``http://`` to a
             host that is not this machine. Off by default, since anyone on the
             path could read the key. This machine is ``localhost`` and literal
@@ -205,8 +208,10 @@ class BinanceClient:
         if self._http is not None:
             raise RuntimeError("this BinanceClient is already open; enter it once")
         headers = {"X-MBX-APIKEY": self.api_key} if self.api_key else {}
+        # FastTransport when the ``fast`` extra is installed, else httpx's own.
+        transport = self._transport if self._transport is not None else default_transport()
         self._http = httpx.AsyncClient(
-            transport=self._transport, timeout=self.timeout, headers=headers, verify=True
+            transport=transport, timeout=self.timeout, headers=headers, verify=True
         )
         # Anchor trio's monotonic clock to the wall clock once: timestamps then
         # advance with trio (MockClock in tests) and never jump with NTP steps.
