@@ -799,11 +799,21 @@ def header_counts(headers: Mapping[str, str], prefix: str) -> Iterator[tuple[int
 
     The interval's letter is Binance's upper case: ``1M`` is a minute (months never occur).
     """
-    for name, value in headers.items():
-        lower = name.lower()
-        if not lower.startswith(prefix):
+    raw = getattr(headers, "raw", None)  # httpx's: bytes as received, nothing decoded
+    pairs: Iterable[tuple[str | bytes, str | bytes]] = raw if raw is not None else headers.items()
+    size = len(prefix)
+    for name, value in pairs:
+        if len(name) <= size:
             continue
-        interval = lower[len(prefix) :]
+        lower = name.lower()
+        if isinstance(lower, bytes):
+            if lower[:size] != prefix.encode():
+                continue
+            interval = lower[size:].decode("ascii", "replace")
+        elif lower.startswith(prefix):
+            interval = lower[size:]
+        else:
+            continue
         try:
             seconds = int(interval[:-1]) * UNIT_SECONDS[interval[-1]]
             count = int(value)

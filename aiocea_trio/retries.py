@@ -49,7 +49,7 @@ class RetryPolicy:
         once: Callable[[], Awaitable[_T]],
         *,
         retryable: Callable[[BaseException], bool],
-        what: str = "request",
+        what: object = "request",
         on_retry: Callable[[], None] | None = None,
     ) -> _T:
         """Await ``once()`` until it returns, a failure is not ``retryable``, or the

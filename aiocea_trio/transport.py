@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 import ssl
 import sys
 from collections.abc import AsyncIterator
@@ -165,6 +166,7 @@ class _Conn:
         "keep_alive",
         "origin",
         "parser",
+        "raw",
         "reason",
         "sock",
         "status",
@@ -180,6 +182,11 @@ class _Conn:
         self.origin = origin
         self.stream = stream
         self.sock = sock
+        # Plain TCP: the stdlib socket itself, for the two calls a request makes on it (send,
+        # then recv once trio says it is readable), without the stream's per-call machinery.
+        # TLS (or a trio without this attribute) goes through the stream.
+        raw = None if isinstance(stream, trio.SSLStream) else getattr(sock, "_sock", None)
+        self.raw: socket.socket | None = raw if isinstance(raw, socket.socket) else None
         self.parser = httptools.HttpResponseParser(self)
         self.expires = _INF
         self.headers: list[tuple[bytes, bytes]] = []
@@ -412,7 +419,7 @@ class FastTransport(httpx.AsyncBaseTransport):
                 conn.body = []
                 self._release(conn)
                 conn = None
-                stream = _Done(_join(parts) if parts else b"")
+                stream = httpx.ByteStream(_join(parts) if parts else b"")
             else:
                 stream = _Body(self, conn, read_timeout, request)
                 conn = None  # the stream owns it (and the slot) now
@@ -573,41 +580,63 @@ class FastTransport(httpx.AsyncBaseTransport):
 
         A cancel scope costs ~6 µs to set up on trio, more than the rest of this method: so
         one scope's deadline is moved per phase (each write, each read, as httpcore's
-        per-operation timeouts) instead of one ``move_on_after`` per operation.
+        per-operation timeouts) instead of one ``move_on_after`` per operation, and none
+        is made when no timeout is asked (a caller bounding the whole request itself).
         """
-        reading = False
-        with trio.CancelScope(deadline=_deadline(write_timeout)) as scope:
-            try:
-                await _send_all(conn, data, request)
-                if isinstance(rest, bytes):
-                    await _send_all(conn, rest, request)
-                elif rest is not None:
-                    await _send_stream(conn, rest, scope, write_timeout, request)
-            except httpx.WriteError:
-                # As httpcore does: the server may have answered early (say a 413) and
-                # closed its reading side; read that answer. Nothing is resent.
-                pass
-            reading = True
-            while not conn.head_done:
-                scope.deadline = _deadline(read_timeout)
-                chunk = await _receive(conn, request)
-                if not chunk:
-                    raise httpx.RemoteProtocolError(
-                        "Server disconnected without sending a response.", request=request
-                    )
-                self._feed(conn, chunk, request)
-            if not conn.complete and _small_body(conn.headers):
-                # a small answer is read whole here: no per-chunk streaming machinery
-                while not conn.complete:
-                    scope.deadline = _deadline(read_timeout)
-                    chunk = await _receive(conn, request)
-                    if not chunk:
-                        raise httpx.RemoteProtocolError(_CUT_SHORT, request=request)
-                    self._feed(conn, chunk, request)
+        if write_timeout is None and read_timeout is None:
+            await self._send_and_read(conn, data, rest, None, None, None, request)
             return
-        if reading:
+        phase = ["write"]
+        with trio.CancelScope(deadline=_deadline(write_timeout)) as scope:
+            await self._send_and_read(
+                conn, data, rest, scope, write_timeout, read_timeout, request, phase
+            )
+            return
+        if phase[0] == "read":
             raise httpx.ReadTimeout("Timed out reading the answer", request=request)
         raise httpx.WriteTimeout("Timed out writing the request", request=request)
+
+    async def _send_and_read(
+        self,
+        conn: _Conn,
+        data: bytes,
+        rest: bytes | httpx.AsyncByteStream | None,
+        scope: trio.CancelScope | None,
+        write_timeout: float | None,
+        read_timeout: float | None,
+        request: httpx.Request,
+        phase: list[str] | None = None,
+    ) -> None:
+        try:
+            await _send_all(conn, data, request)
+            if isinstance(rest, bytes):
+                await _send_all(conn, rest, request)
+            elif rest is not None:
+                await _send_stream(conn, rest, scope, write_timeout, request)
+        except httpx.WriteError:
+            # As httpcore does: the server may have answered early (say a 413) and
+            # closed its reading side; read that answer. Nothing is resent.
+            pass
+        if phase is not None:
+            phase[0] = "read"
+        while not conn.head_done:
+            if scope is not None:
+                scope.deadline = _deadline(read_timeout)
+            chunk = await _receive(conn, request)
+            if not chunk:
+                raise httpx.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=request
+                )
+            self._feed(conn, chunk, request)
+        if not conn.complete and _small_body(conn.headers):
+            # a small answer is read whole here: no per-chunk streaming machinery
+            while not conn.complete:
+                if scope is not None:
+                    scope.deadline = _deadline(read_timeout)
+                chunk = await _receive(conn, request)
+                if not chunk:
+                    raise httpx.RemoteProtocolError(_CUT_SHORT, request=request)
+                self._feed(conn, chunk, request)
 
     def _feed(self, conn: _Conn, data: bytes | bytearray, request: httpx.Request) -> None:
         try:
@@ -678,15 +707,34 @@ def _small_body(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 async def _send_all(conn: _Conn, data: bytes, request: httpx.Request) -> None:
+    raw = conn.raw
     try:
+        if raw is not None:  # a request fits the socket's buffer: one send, no wait
+            try:
+                sent = raw.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
         await conn.stream.send_all(data)
     except _READ_ERRORS as exc:
         raise httpx.WriteError(_message(exc), request=request) from exc
 
 
 async def _receive(conn: _Conn, request: httpx.Request) -> bytes | bytearray:
+    raw = conn.raw
     try:
-        return await conn.stream.receive_some(READ_SIZE)
+        if raw is None:
+            return await conn.stream.receive_some(READ_SIZE)
+        while True:  # the answer is not there yet when asked: wait first, then read
+            if raw.fileno() < 0:  # closed under us (the transport's aclose)
+                raise trio.ClosedResourceError("the connection was closed")
+            await trio.lowlevel.wait_readable(raw)
+            try:
+                return raw.recv(READ_SIZE)
+            except BlockingIOError:  # woken without data: wait again
+                continue
     except _READ_ERRORS as exc:
         raise httpx.ReadError(_message(exc), request=request) from exc
 
@@ -704,7 +752,7 @@ async def _receive_within(
 async def _send_stream(
     conn: _Conn,
     stream: httpx.AsyncByteStream,
-    scope: trio.CancelScope,
+    scope: trio.CancelScope | None,
     seconds: float | None,
     request: httpx.Request,
 ) -> None:
@@ -717,12 +765,14 @@ async def _send_stream(
     try:
         async for chunk in chunks:
             if chunk:
-                scope.deadline = _deadline(seconds)
+                if scope is not None:
+                    scope.deadline = _deadline(seconds)
                 await _send_all(
                     conn, b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk, request
                 )
         if chunked:
-            scope.deadline = _deadline(seconds)
+            if scope is not None:
+                scope.deadline = _deadline(seconds)
             await _send_all(conn, b"0\r\n\r\n", request)
     finally:
         # an async generator left unfinished (the send failed or was cancelled) is closed
@@ -731,28 +781,6 @@ async def _send_stream(
         if aclose is not None:
             with trio.move_on_after(1.0, shield=True):
                 await aclose()
-
-
-class _Done(httpx.AsyncByteStream):
-    """An answer already read whole (its connection is back in the pool)."""
-
-    __slots__ = ("_content",)
-
-    def __init__(self, content: bytes) -> None:
-        self._content: bytes | None = content
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        content = self._content
-        if content is None:
-            raise StopAsyncIteration
-        self._content = None
-        return content
-
-    async def aclose(self) -> None:
-        self._content = None
 
 
 class _Body(httpx.AsyncByteStream):

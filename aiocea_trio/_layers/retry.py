@@ -32,10 +32,22 @@ def retryable(exc: BaseException) -> bool:
 
 
 async def retried(
-    policy: RetryPolicy, counters: Counters, once: Callable[[], Awaitable[_T]], what: str
+    policy: RetryPolicy, counters: Counters, once: Callable[[], Awaitable[_T]], what: object
 ) -> _T:
     """Await ``once()`` under ``policy``, counting each retry in ``counters.retries``."""
     return await policy.run(once, retryable=retryable, what=what, on_retry=counters.count_retry)
+
+
+class _Described:
+    """A call that prints as its description (made only when a retry is logged)."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    def __str__(self) -> str:
+        return self._call.describe
 
 
 class Retrying:
@@ -50,4 +62,5 @@ class Retrying:
         if call.method != "GET":
             return await self.inner(call)
         once = functools.partial(self.inner, call)
-        return await retried(self.policy, self._counters, once, call.describe)
+        # The call itself names it in a retry's log line: its description is built only then.
+        return await retried(self.policy, self._counters, once, _Described(call))

@@ -15,7 +15,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import httpx
 import trio
@@ -123,7 +123,7 @@ class Attempt:
         failure: BinanceTransportError
         try:
             with trio.fail_after(self._timeout):
-                return await self._lane(http).send(call.method, url)
+                return await self._lane(http).send(call.method, url, call.base)
         except trio.TooSlowError:
             failure = BinanceTimeoutError(
                 f"no complete answer within {self._timeout} s", **call.where
@@ -165,9 +165,11 @@ class Lane:
 
     def __init__(self, http: httpx.AsyncClient, timeout: float) -> None:
         self.http = http
-        self._headers = httpx.Headers(http.headers)
-        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
-        self._bases: dict[str, httpx.URL | None] = {}
+        # No per-operation timeouts: the attempt's own deadline (``fail_after``) bounds
+        # connecting, sending and the whole answer, on every transport.
+        self._extensions = {"timeout": httpx.Timeout(None).as_dict()}
+        self._bases: dict[str, tuple[httpx.URL, httpx.Headers] | None] = {}
+        self._headers = http.headers
         pick = getattr(http, "_transport_for_url", None)
         self._pick: Callable[[httpx.URL], httpx.AsyncBaseTransport] | None = (
             pick if callable(pick) and _URLS_COMPOSE else None
@@ -175,24 +177,38 @@ class Lane:
 
     def url(self, base: str, path: str, query: str) -> httpx.URL | str:
         """``base + path + ?query``: an ``httpx.URL`` made without parsing when possible."""
-        parsed = self._bases.get(base, _UNSEEN)
-        if parsed is _UNSEEN:
-            parsed = self._bases[base] = _parsed_base(base)
-        if parsed is None or self._pick is None:
+        known = self._base(base)
+        if known is None or self._pick is None:
             return f"{base}{path}?{query}" if query else f"{base}{path}"
-        assert isinstance(parsed, httpx.URL)
-        return _compose(parsed, path, query)
+        return _compose(known[0], path, query)
 
-    async def send(self, method: str, url: httpx.URL | str) -> httpx.Response:
-        """The whole answer (its body read) to ``method url``."""
+    def _base(self, base: str) -> tuple[httpx.URL, httpx.Headers] | None:
+        """``base`` parsed, with the client's headers and its ``Host`` (built once)."""
+        known = self._bases.get(base, _UNSEEN)
+        if known is _UNSEEN:
+            url = _parsed_base(base)
+            known = None
+            if url is not None:
+                headers = httpx.Headers({"Host": url.netloc.decode("ascii")})
+                headers.update(self._headers)
+                known = (url, headers)
+            self._bases[base] = known
+        return cast("tuple[httpx.URL, httpx.Headers] | None", known)
+
+    async def send(self, method: str, url: httpx.URL | str, base: str = "") -> httpx.Response:
+        """The whole answer (its body read) to ``method url`` (``url`` made by ``url()``)."""
         pick = self._pick
-        if pick is None or isinstance(url, str):
+        known = self._base(base) if base else None
+        if pick is None or isinstance(url, str) or known is None:
             return await self.http.request(method, url)
-        request = httpx.Request(method, url, headers=self._headers, extensions=self._extensions)
+        request = httpx.Request(method, url, headers=known[1], extensions=self._extensions)
         response = await pick(url).handle_async_request(request)
         response.request = request
         try:
-            await response.aread()
+            if isinstance(response.stream, httpx.ByteStream):  # whole already: no iteration
+                response.read()
+            else:
+                await response.aread()
         finally:
             await response.aclose()
         return response
