@@ -87,9 +87,9 @@ _KINDS: Final = ("klines", "agg_trades", "funding_rates")
 _EXTRAS: Final = {"pyarrow": "parquet", "pandas": "pandas", "polars": "polars"}
 #: An open time of 16 digits is in microseconds (spot files from 2025 on).
 _MICROSECONDS_FROM: Final = 10**15
-#: Archive files inflated and read by pyarrow at once, per stream. Each holds its zip, a
-#: block of its CSV and its columns; one, beside the downloads, keeps pace with them.
-_READ_AT_ONCE: Final = 1
+#: Archive files inflated and read at once, per stream: each holds its zip, a block of its
+#: CSV and its columns; two keep both cores busy (one alone made a download 1.5x longer).
+_READ_AT_ONCE: Final = 2
 _CSV_BLOCK: Final = 1 << 20  # bytes of CSV text pyarrow parses at a time
 #: ``download_klines_frame``'s files in flight (fetched, read or waiting their turn).
 _FRAME_CONCURRENCY: Final = 2
@@ -600,11 +600,11 @@ async def download_klines_frame(
     """Klines with open time in ``[start, end)`` as one typed DataFrame (or Arrow table).
 
     ``library`` is ``"pandas"`` (the default), ``"polars"`` or ``"arrow"``. The fast way
-    to a frame: archive files go from CSV to Arrow without Python rows, in the worker
-    threads that unzip them while later files download, and are copied file by file
-    into preallocated columns that the library then wraps without a copy (five years of
-    1m candles, 2.6 M rows: ~3.6 s and 440 MB peak into pandas, 430 MB into polars on a
-    loaded 2-core VM, where it took 6.6 s and 770 MB before; see docs/benchmarks.md).
+    to a frame: archive files are parsed by the library's own CSV parser (pyarrow's for
+    ``"arrow"`` and ``decimal=True``) without Python rows, in the worker threads that
+    unzip them while later files download, and copied file by file into the frame; a
+    polars frame never imports pyarrow (five years of 1m candles, 2.6 M rows: ~1.8 s and under 400 MB at peak
+    into pandas, 370 MB into polars, on a 2-core VM; see docs/benchmarks.md).
     Types as in ``kline_schema``; gaps in the exchange's data are appended to ``gaps``.
     ``max_concurrency`` is lower than elsewhere: the files in flight are the memory
     besides the frame. Other arguments are as in ``download_klines``.
