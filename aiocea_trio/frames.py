@@ -603,8 +603,9 @@ async def download_klines_frame(
     to a frame: archive files are parsed by the library's own CSV parser (pyarrow's for
     ``"arrow"`` and ``decimal=True``) without Python rows, in the worker threads that
     unzip them while later files download, and copied file by file into the frame; a
-    polars frame never imports pyarrow (five years of 1m candles, 2.6 M rows: ~1.8 s and under 400 MB at peak
-    into pandas, 370 MB into polars, on a 2-core VM; see docs/benchmarks.md).
+    polars frame never imports pyarrow. Five years of 1m candles, 2.6 M rows: ~1.8 s and
+    under 400 MB at peak into pandas, 370 MB into polars, on a 2-core VM (see
+    docs/benchmarks.md).
     Types as in ``kline_schema``; gaps in the exchange's data are appended to ``gaps``.
     ``max_concurrency`` is lower than elsewhere: the files in flight are the memory
     besides the frame. Other arguments are as in ``download_klines``.
