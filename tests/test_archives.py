@@ -840,9 +840,11 @@ async def test_archives_received_into_memory_maps_give_the_same_frames_and_cache
     serve_rest(mock)
     base = "/data/spot/monthly/klines/BTCUSDT/1d"
     months = [(2024, m, 1) for m in range(3, 13)] + [(2025, 1, 1000)]  # 2025: microseconds
+    published: dict[str, bytes] = {}  # a zip holds its time of making: keep the very bytes
     for year, month, unit in months:
-        data = zipped(month_rows(year, month, unit), header=month == 4)
-        publish(mock, f"{base}/BTCUSDT-1d-{year}-{month:02d}.zip", data)
+        path = f"{base}/BTCUSDT-1d-{year}-{month:02d}.zip"
+        published[path] = zipped(month_rows(year, month, unit), header=month == 4)
+        publish(mock, path, published[path])
     monkeypatch.setattr(BinanceClient, "server_time_ms", lambda self: to_ms("2025-02-01"))
     span = {"start": "2024-03-05", "end": "2025-02-01"}  # March cut
     rows = await _download(source="rest", **span)
@@ -861,9 +863,8 @@ async def test_archives_received_into_memory_maps_give_the_same_frames_and_cache
     frame = await _frame(library, cache_dir=cache, **span)
     assert _same(frame, rows, library)
     assert mapped == [True] * len(months)
-    for year, month, unit in months:  # the cache holds each file's exact bytes
-        name = f"{base}/BTCUSDT-1d-{year}-{month:02d}.zip".lstrip("/")
-        assert (cache / name).read_bytes() == zipped(month_rows(year, month, unit), header=month == 4)
+    for path, data in published.items():  # the cache holds each file's exact bytes
+        assert (cache / path.lstrip("/")).read_bytes() == data
     again = await _frame(library, cache_dir=cache, **span)  # from the cache: no map
     assert _same(again, rows, library)
 

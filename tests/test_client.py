@@ -435,3 +435,69 @@ async def test_full_plain_http_url_with_a_key_is_refused() -> None:
     async with _client(KEY) as client:
         with pytest.raises(InsecureTransportError):
             await client.request("GET", "http://example.com/api/v3/ping")
+
+
+# -- issue 19: requests go straight to the transport ---------------------------------------
+
+
+def _echo_transport(seen: list[httpx.Request]) -> httpx.MockTransport:
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"serverTime": 1}, headers={"X-MBX-USED-WEIGHT-1M": "1"})
+
+    return httpx.MockTransport(answer)
+
+
+async def test_requests_skip_the_async_clients_send_but_keep_its_headers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[httpx.Request] = []
+    async with BinanceClient(
+        KEY, base_url="https://api.example.com", transport=_echo_transport(seen),
+        limiter=RateLimiter(learn_limits=False),
+    ) as client:
+
+        async def no_send(*args: object, **kwargs: object) -> httpx.Response:
+            raise AssertionError("AsyncClient.send was used")
+
+        monkeypatch.setattr(httpx.AsyncClient, "send", no_send)
+        await client.request("GET", "/api/v3/time", {"a": "x y", "b": ["1", "2"]})
+    (request,) = seen
+    assert request.headers["X-MBX-APIKEY"] == KEY
+    assert request.headers["Host"] == "api.example.com"
+    assert request.headers["User-Agent"].startswith("python-httpx/")
+    # the URL composed from the parsed base equals httpx's own parse of the same text
+    assert request.url == httpx.URL(str(request.url))
+    assert request.url.path == "/api/v3/time"
+    assert dict(parse_qsl(request.url.query.decode())) == {"a": "x y", "b": '["1","2"]'}
+
+
+async def test_event_hooks_on_the_http_client_see_every_request() -> None:
+    seen: list[httpx.Request] = []
+    hooked: list[str] = []
+    async with BinanceClient(
+        base_url="https://api.example.com", transport=_echo_transport(seen),
+        limiter=RateLimiter(learn_limits=False),
+    ) as client:
+
+        async def on_request(request: httpx.Request) -> None:
+            hooked.append(request.url.path)
+
+        async def on_response(response: httpx.Response) -> None:
+            hooked.append(f"{response.status_code}")
+
+        client.http_client.event_hooks["request"].append(on_request)
+        client.http_client.event_hooks["response"].append(on_response)
+        assert await client.request("GET", "/api/v3/time") == {"serverTime": 1}
+    assert hooked == ["/api/v3/time", "200"]
+    assert len(seen) == 1
+
+
+async def test_a_base_url_with_a_path_prefix_keeps_it() -> None:
+    seen: list[httpx.Request] = []
+    async with BinanceClient(
+        base_url="https://proxy.example.com/binance/", transport=_echo_transport(seen),
+        limiter=RateLimiter(learn_limits=False),
+    ) as client:
+        await client.request("GET", "/api/v3/time")
+    assert [str(r.url) for r in seen] == ["https://proxy.example.com/binance/api/v3/time"]

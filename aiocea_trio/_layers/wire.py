@@ -157,8 +157,9 @@ class Lane:
     parsed once and the path and query, which the client has percent-encoded itself,
     without parsing them again.
 
-    When this httpx has no such seams (another version), requests go through
-    ``AsyncClient.request`` as before: slower, the same behaviour.
+    When this httpx has no such seams (another version), or when event hooks were added to
+    the client's ``http_client``, requests go through ``AsyncClient.request``: slower, the
+    same behaviour, the hooks called.
     """
 
     __slots__ = ("_bases", "_extensions", "_headers", "_pick", "http")
@@ -199,7 +200,9 @@ class Lane:
         """The whole answer (its body read) to ``method url`` (``url`` made by ``url()``)."""
         pick = self._pick
         known = self._base(base) if base else None
-        if pick is None or isinstance(url, str) or known is None:
+        hooks = self.http.event_hooks
+        if pick is None or isinstance(url, str) or known is None or any(hooks.values()):
+            # event hooks someone put on the client's http_client see every request
             return await self.http.request(method, url)
         request = httpx.Request(method, url, headers=known[1], extensions=self._extensions)
         response = await pick(url).handle_async_request(request)
