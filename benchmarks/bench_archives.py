@@ -38,7 +38,6 @@ import argparse
 import gc
 import hashlib
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -46,10 +45,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import _harness
 import trio
 
 from aiocea_trio import (
@@ -66,21 +65,8 @@ WINDOW = 2
 SPOT_LIMIT = 6000 * WINDOW // 60
 
 
-@contextmanager
 def served_simulator() -> Iterator[str]:
-    args = [
-        sys.executable, "-m", "aiocea_trio", "sim", "--port", "0",
-        "--weight-window", str(WINDOW), "--weight-limit", f"spot={SPOT_LIMIT}",
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().rsplit(" at ", 1)[1].strip()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    return _harness.served_simulator({"spot": SPOT_LIMIT}, window=WINDOW)
 
 
 async def timed(

@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import _harness
 import httpx
 import trio
 
@@ -40,22 +37,8 @@ WINDOW = 2
 LIMITS = {"spot": 6000 * WINDOW // 60, "usdm": 2400 * WINDOW // 60, "coinm": 2400 * WINDOW // 60}
 
 
-@contextmanager
 def served_simulator() -> Iterator[str]:
-    """``aiocea-trio sim`` in a child process; yields its URL."""
-    args = [sys.executable, "-m", "aiocea_trio", "sim", "--port", "0", "--weight-window", str(WINDOW)]
-    for market, limit in LIMITS.items():
-        args += ["--weight-limit", f"{market}={limit}"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().rsplit(" at ", 1)[1].strip()
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    return _harness.served_simulator(LIMITS, window=WINDOW)
 
 
 async def scenario(url: str, name: str, market: str, symbol: str, start: str, end: str) -> dict[str, Any]:

@@ -45,9 +45,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
+
+import _harness
 
 RESULTS = Path(__file__).with_name("results")
 WINDOW = 2
@@ -291,31 +293,8 @@ class Redis:
             self.proc = None
 
 
-@contextmanager
 def served_simulator() -> Iterator[str]:
-    args = [
-        sys.executable,
-        "-m",
-        "aiocea_trio",
-        "sim",
-        "--port",
-        "0",
-        "--weight-window",
-        str(WINDOW),
-    ]
-    for market, limit in LIMITS.items():
-        args += ["--weight-limit", f"{market}={limit}"]
-    proc = subprocess.Popen(
-        args, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-    )
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().rsplit(" at ", 1)[1].strip()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    return _harness.served_simulator(LIMITS, window=WINDOW)
 
 
 def run(

@@ -26,15 +26,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import _harness
 import httpx
 import trio
 
@@ -46,22 +44,7 @@ CONCURRENCY = (1, 16, 64)
 MODES = ("httpx default", "httpx + FastTransport", "FastTransport direct")
 
 
-@contextmanager
-def served_simulator() -> Iterator[str]:
-    """``aiocea-trio sim`` in a child process with limits out of the way; yields its URL."""
-    args = [sys.executable, "-m", "aiocea_trio", "sim", "--port", "0"]
-    for market in ("spot", "usdm", "coinm"):
-        args += ["--weight-limit", f"{market}=100000000"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().rsplit(" at ", 1)[1].strip()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+served_simulator = _harness.served_simulator
 
 
 Send = Callable[[], Awaitable[Any]]
