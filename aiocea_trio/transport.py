@@ -633,7 +633,7 @@ class FastTransport(httpx.AsyncBaseTransport):
             while not conn.complete:
                 if scope is not None:
                     scope.deadline = _deadline(read_timeout)
-                chunk = await _receive(conn, request)
+                chunk = await _receive(conn, request, now=True)
                 if not chunk:
                     raise httpx.RemoteProtocolError(_CUT_SHORT, request=request)
                 self._feed(conn, chunk, request)
@@ -722,11 +722,24 @@ async def _send_all(conn: _Conn, data: bytes, request: httpx.Request) -> None:
         raise httpx.WriteError(_message(exc), request=request) from exc
 
 
-async def _receive(conn: _Conn, request: httpx.Request) -> bytes | bytearray:
+async def _receive(
+    conn: _Conn, request: httpx.Request, *, now: bool = False
+) -> bytes | bytearray:
+    """The next bytes of the answer. ``now``: they may be there already (the rest of an
+    answer whose head came alone: servers often write the two apart), so try reading
+    before waiting, which spares a trip through the scheduler when they are."""
     raw = conn.raw
     try:
         if raw is None:
             return await conn.stream.receive_some(READ_SIZE)
+        if now:
+            try:
+                data = raw.recv(READ_SIZE)
+            except BlockingIOError:
+                pass
+            else:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                return data
         while True:  # the answer is not there yet when asked: wait first, then read
             if raw.fileno() < 0:  # closed under us (the transport's aclose)
                 raise trio.ClosedResourceError("the connection was closed")
