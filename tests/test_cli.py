@@ -508,3 +508,30 @@ def test_demo_through_a_shell_pipe_into_head() -> None:
     assert len(lines) == 3
     assert lines[-1] in ("rc=0", "rc=141")
     assert done.stderr == b""
+
+
+def test_an_unawaited_coroutine_after_ctrl_c_is_not_reported_without_debug() -> None:
+    # Ctrl-C can land between making a coroutine and awaiting it; Python then warns about
+    # the dropped coroutine on stderr, before the one "interrupted" line. Real processes
+    # in tests/reliability/test_interrupts.py hit it at random; here it is made to happen.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from aiocea_trio.cli._app import cli\n"
+        "async def never(): pass\n"
+        "@cli.command('drop-a-coroutine')\n"
+        "def drop():\n"
+        "    never()\n"
+        "    raise KeyboardInterrupt\n"
+        "cli.main(sys.argv[1:], prog_name='aiocea-trio')\n"
+    )
+    for extra, warned in (([], False), (["--debug"], True)):
+        done = subprocess.run(
+            [sys.executable, "-c", code, *extra, "drop-a-coroutine"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert done.returncode == 130, done.stderr
+        assert done.stderr.strip().splitlines()[-1] == "interrupted"
+        assert ("was never awaited" in done.stderr) is warned, done.stderr

@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import os
 import sys
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, nullcontext, suppress
 from pathlib import Path
@@ -313,6 +314,14 @@ class _Cli(click.Group):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
+        argv = list(args) if args is not None else sys.argv[1:]
+        if "--debug" not in argv:
+            # Ctrl-C lands between two bytecodes: one that made a coroutine and the
+            # ``await`` of it. The coroutine is then dropped unawaited and Python says so
+            # on stderr, before the one ``interrupted`` line; harmless after an interrupt.
+            warnings.filterwarnings(
+                "ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning
+            )
         try:
             result = super().main(args, prog_name, complete_var, False, **extra)
         except click.ClickException as exc:
