@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, cast
 
 import httpx
@@ -207,14 +207,32 @@ class Lane:
         request = httpx.Request(method, url, headers=known[1], extensions=self._extensions)
         response = await pick(url).handle_async_request(request)
         response.request = request
+        stream = response.stream
         try:
-            if isinstance(response.stream, httpx.ByteStream):  # whole already: no iteration
-                response.read()
-            else:
-                await response.aread()
+            if not isinstance(stream, httpx.ByteStream):  # else whole already: no iteration
+                assert isinstance(stream, httpx.AsyncByteStream)  # an async transport's
+                response.stream = httpx.ByteStream(await _drained(stream))
+            response.read()  # decodes (gzip...) as httpx does
         finally:
-            await response.aclose()
+            if isinstance(stream, httpx.AsyncByteStream):
+                await stream.aclose()
         return response
+
+
+async def _drained(stream: httpx.AsyncByteStream) -> bytes:
+    """The whole body, its iterator closed here whatever happens: an async generator left
+    suspended (a Ctrl-C mid-body) would otherwise be finalized after ``trio.run`` ended,
+    and Python would print that failure on stderr."""
+    chunks: list[bytes] = []
+    iterator: AsyncIterator[bytes] = stream.__aiter__()
+    try:
+        async for chunk in iterator:
+            chunks.append(chunk)
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None and not isinstance(iterator, httpx.AsyncByteStream):  # a generator
+            await aclose()
+    return b"".join(chunks)
 
 
 _UNSEEN: Final = object()
