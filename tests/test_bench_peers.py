@@ -8,14 +8,12 @@ library is missing is skipped by the script with a note, and here too.
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_peers.py"
+from tests.bench_runs import quick_run
+
 CPU_PEERS = {"httpx", "aiocea_request", "aiocea_operator", "python_binance", "ccxt", "aiohttp"}
 DOWNLOAD_PEERS = {"aiocea_rest", "aiocea_auto", "python_binance", "ccxt"}
 NEEDS = {"python_binance": "binance", "ccxt": "ccxt", "aiohttp": "aiohttp"}
@@ -23,16 +21,7 @@ NEEDS = {"python_binance": "binance", "ccxt": "ccxt", "aiohttp": "aiohttp"}
 
 @pytest.mark.slow
 def test_quick_run_covers_every_peer(tmp_path: Path) -> None:
-    out = tmp_path / "peers.json"
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result, _ = quick_run("bench_peers.py", tmp_path / "peers.json")
     missing = {p for p, module in NEEDS.items() if importlib.util.find_spec(module) is None}
     assert len(result["skipped"]) == len(missing)
     assert {"date", "machine", "python", "versions", "excluded"} <= set(result)

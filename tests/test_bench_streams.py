@@ -8,30 +8,19 @@ one round. A peer whose library is missing is skipped by the script with a note,
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_streams.py"
+from tests.bench_runs import quick_run
+
 CLIENTS = {"aiocea_typed", "aiocea_raw", "python_binance", "ccxt", "ws_recv", "ws_json"}
 NEEDS = {"python_binance": "binance", "ccxt": "ccxt"}
 
 
 @pytest.mark.slow
 def test_quick_run_covers_every_client(tmp_path: Path) -> None:
-    out = tmp_path / "streams.json"
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result, _ = quick_run("bench_streams.py", tmp_path / "streams.json")
     missing = {p for p, module in NEEDS.items() if importlib.util.find_spec(module) is None}
     assert len(result["skipped"]) == len(missing)
     assert {"date", "machine", "python", "versions", "excluded", "verdict"} <= set(result)

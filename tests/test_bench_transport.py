@@ -6,26 +6,15 @@ mode and concurrency, one rep.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_transport.py"
+from tests.bench_runs import quick_run
+
 MODES = {"httpx default", "httpx + FastTransport", "FastTransport direct"}
 
 
 def test_quick_run_measures_every_mode(tmp_path: Path) -> None:
-    out = tmp_path / "transport.json"
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result, printed = quick_run("bench_transport.py", tmp_path / "transport.json")
     assert {"date", "machine", "python", "versions", "requests", "reps", "results"} <= set(result)
     assert result["quick"] is True
     assert {"httpx", "httpcore", "httptools", "trio"} <= set(result["versions"])
@@ -38,4 +27,4 @@ def test_quick_run_measures_every_mode(tmp_path: Path) -> None:
         assert all(s > 0 for s in r["samples"]), r
     assert set(result["speedup"]) == {"1", "16", "64"}
     assert all(v > 0 for v in result["speedup"].values())
-    assert "CPU µs/request" in done.stdout
+    assert "CPU µs/request" in printed
