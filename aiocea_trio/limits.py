@@ -354,6 +354,12 @@ class RateLimiter:
                 waited_from = now
                 budget.waits += 1
             await trio.sleep_until(wake)
+        self._admit(budget, weight, waited_from)
+
+    @staticmethod
+    def _admit(budget: _Budget, weight: int, waited_from: float | None) -> None:
+        """Reserve an admitted request's weight; count the time it waited, if it did: the
+        last step of every admission, local or shared."""
         if waited_from is not None:
             budget.waited += trio.current_time() - waited_from
         budget.in_flight += weight
@@ -634,10 +640,7 @@ class RateLimiter:
                 waited_from = now
                 budget.waits += 1
             await trio.sleep_until(wake)
-        if waited_from is not None:
-            budget.waited += trio.current_time() - waited_from
-        budget.in_flight += weight
-        budget.requests += 1
+        self._admit(budget, weight, waited_from)
 
     # -- observing ------------------------------------------------------------------
 
