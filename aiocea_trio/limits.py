@@ -356,6 +356,36 @@ class RateLimiter:
             await trio.sleep_until(wake)
         self._admit(budget, weight, waited_from)
 
+    def admit_now(
+        self,
+        market: Market,
+        weight: int,
+        server_now_ms: Callable[[], int],
+        *,
+        describe: tuple[str, str] = ("GET", "?"),
+    ) -> bool:
+        """Reserve ``weight`` if it fits now, without waiting or yielding; else False (then
+        ``acquire`` waits for it). Always False for a shared limiter, whose reservations are
+        Redis's to make.
+
+        ``acquire`` is a checkpoint, which costs a pass of trio's scheduler; a request that
+        fits and is about to wait on its socket anyway need not pay it. Raises
+        ``BinanceBanError`` while the market is banned. A True must be followed by
+        ``release``.
+        """
+        if self._shared_source is not None:
+            return False
+        budget = self._budget(market)
+        capacity = self._capacity(budget)
+        weight = min(weight, capacity)
+        self._unless_banned_roll(market, budget, server_now_ms(), describe)
+        if trio.current_time() < budget.paused_until:
+            return False
+        if budget.used + budget.in_flight + weight > capacity:
+            return False
+        self._admit(budget, weight, None)
+        return True
+
     @staticmethod
     def _admit(budget: _Budget, weight: int, waited_from: float | None) -> None:
         """Reserve an admitted request's weight; count the time it waited, if it did: the
@@ -805,12 +835,13 @@ def header_counts(headers: Mapping[str, str], prefix: str) -> Iterator[tuple[int
     raw = getattr(headers, "raw", None)  # httpx's: bytes as received, nothing decoded
     pairs: Iterable[tuple[str | bytes, str | bytes]] = raw if raw is not None else headers.items()
     size = len(prefix)
+    encoded = prefix.encode()
     for name, value in pairs:
         if len(name) <= size:
             continue
         lower = name.lower()
         if isinstance(lower, bytes):
-            if lower[:size] != prefix.encode():
+            if lower[:size] != encoded:
                 continue
             interval = lower[size:].decode("ascii", "replace")
         elif lower.startswith(prefix):

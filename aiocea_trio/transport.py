@@ -61,9 +61,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FastTransport",
+    "RequestHeads",
     "TransportStatistics",
     "default_transport",
     "fast_transport_available",
+    "plain_target",
 ]
 
 #: Bytes asked of the socket per read: large answers arrive in chunks of at most this much.
@@ -284,6 +286,46 @@ def _encode_method(method: str) -> bytes:
     return raw
 
 
+#: What a request target may hold to be sent as it is: the characters httpx's URL parser
+#: leaves alone in a path and a query (anything else is left to that parser).
+_PLAIN_TARGET = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]+")
+
+
+class RequestHeads:
+    """Request heads for one origin with fixed headers, for `FastTransport.fetch`.
+
+    Built once per origin (the header block encoded and checked once), then one bytes
+    object per request from its method and target: what ``httpx.Request`` plus the
+    transport's encoding would make, without either.
+
+    Args:
+        url: the origin (scheme, host, port; any path is ignored).
+        headers: every header a request carries (``Host`` first, as httpx sends it).
+    """
+
+    __slots__ = ("block", "origin")
+
+    def __init__(self, url: httpx.URL, headers: httpx.Headers) -> None:
+        self.origin: Final = (url.raw_scheme, url.raw_host, url.port or 0)
+        raw = headers.raw
+        block = b"".join([*[b"%s: %s\r\n" % pair for pair in raw], b"\r\n"])
+        lines = len(raw) + 1
+        if block.count(b"\n") != lines or block.count(b"\r") != lines or b"\0" in block:
+            raise httpx.LocalProtocolError("Illegal character in a request header")
+        self.block: Final = block
+
+    def head(self, method: str, target: str) -> bytes:
+        """``method target HTTP/1.1`` and the headers, for a `plain_target`."""
+        verb = _METHODS.get(method) or _encode_method(method)
+        return b"%s %s HTTP/1.1\r\n%s" % (verb, target.encode("ascii"), self.block)
+
+
+def plain_target(target: str) -> bool:
+    """Whether a request target (path and query, percent-encoded) is sent as it is: it holds
+    nothing httpx's URL parser would encode (nor a space, CR, LF or NUL)."""
+    return _PLAIN_TARGET.fullmatch(target) is not None
+
+
 class FastTransport(httpx.AsyncBaseTransport):
     """An HTTP/1.1 transport for ``httpx.AsyncClient`` on trio, parsed by httptools.
 
@@ -379,36 +421,91 @@ class FastTransport(httpx.AsyncBaseTransport):
 
     # the exchange
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` on a pooled connection and return the answer (maybe streaming)."""
+    def mocked(self) -> bool:
+        """Whether a mock (respx, pytest-httpx) patches httpcore or httpx right now: then
+        requests go through httpx's own transport, which the mock sees."""
         mockable = self._mockable
         if len(mockable) == 1 and "httpcore" in sys.modules:  # imported since (respx does)
             mockable = self._mockable = _mockable(*_mock_targets())
         for cls, original in mockable:
             if getattr(cls, "handle_async_request", None) is not original:
                 if _patched(cls):
-                    return await self._mocked(request)
+                    return True
                 self._mockable = _mockable(*_mock_targets())  # unpatched again
+        return False
 
-        url = request.url
-        key = (url.raw_scheme, url.raw_host, url.port or 0)
+    async def fetch(
+        self, origin: tuple[bytes, bytes, int], head: bytes, *, is_head: bool = False
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Send a request head (no body) already encoded, return (status, headers, whole body).
+
+        What ``BinanceClient`` sends through when this transport is the client's: an
+        ``httpx.Request`` and ``httpx.Response`` cost more than the rest of a small exchange.
+        ``origin`` is (``url.raw_scheme``, ``url.raw_host``, ``url.port or 0``); ``head`` is the
+        request line, the headers (``Host`` included) and the blank line, checked by the
+        caller (`check_head`). No timeouts: the caller bounds the whole exchange (a cancel
+        scope). The body is read to its end; its ``Content-Encoding``, if any, is not
+        undone. The caller asks `mocked` first: this never goes through a mock.
+        """
+        slots, conn = await self._open(origin, None, {})
+        try:
+            conn.start(is_head)
+            await self._send_and_read(conn, head, None, None, None, None, None)
+            while not conn.complete:  # a large, chunked or until-EOF body: read it all
+                chunk = await _receive(conn, None)
+                if chunk:
+                    self._feed(conn, chunk, None)
+                elif conn.until_eof():
+                    conn.complete = conn.dirty = True  # ended with the body: not reusable
+                else:
+                    raise httpx.RemoteProtocolError(_CUT_SHORT)
+        except BaseException:
+            conn.close()
+            slots.release()
+            raise
+        parts = conn.body
+        conn.body = []
+        self._release(conn)
+        return conn.status, conn.headers, _join(parts) if parts else b""
+
+    async def _open(
+        self,
+        key: tuple[bytes, bytes, int],
+        request: httpx.Request | None,
+        timeouts: dict[str, float | None],
+    ) -> tuple[trio.Semaphore, _Conn]:
+        """A slot of the origin's pool and a connection (an idle one, or a new one)."""
         origin = self._origins.get(key)
         if origin is None:
             origin = self._new_origin(key)
-        timeouts: dict[str, float | None] = request.extensions.get("timeout") or {}
-        data, rest = self._encode(request)
-        is_head = request.method == "HEAD"
-
         slots = origin.slots
         try:
             slots.acquire_nowait()
         except trio.WouldBlock:
             await self._wait_slot(slots, timeouts.get("pool"), request)
-        conn: _Conn | None = None
         try:
             conn = self._take_idle(origin)
             if conn is None:
                 conn = await self._connect(origin, request, timeouts.get("connect"))
+        except BaseException:
+            slots.release()
+            raise
+        return slots, conn
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` on a pooled connection and return the answer (maybe streaming)."""
+        if self.mocked():
+            return await self._mocked(request)
+
+        url = request.url
+        key = (url.raw_scheme, url.raw_host, url.port or 0)
+        timeouts: dict[str, float | None] = request.extensions.get("timeout") or {}
+        data, rest = self._encode(request)
+        is_head = request.method == "HEAD"
+
+        slots, conn = await self._open(key, request, timeouts)
+        owned = True  # the connection and its slot are this method's to free on failure
+        try:
             conn.start(is_head)
             read_timeout = timeouts.get("read")
             await self._exchange(conn, data, rest, timeouts.get("write"), read_timeout, request)
@@ -417,16 +514,16 @@ class FastTransport(httpx.AsyncBaseTransport):
             if conn.complete:
                 parts = conn.body
                 conn.body = []
+                owned = False
                 self._release(conn)
-                conn = None
                 stream = httpx.ByteStream(_join(parts) if parts else b"")
             else:
+                owned = False  # the stream owns it (and the slot) now
                 stream = _Body(self, conn, read_timeout, request)
-                conn = None  # the stream owns it (and the slot) now
         except BaseException:
-            if conn is not None:
+            if owned:
                 conn.close()
-            slots.release()
+                slots.release()
             raise
         return httpx.Response(
             status,
@@ -497,7 +594,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         return self._ssl
 
     async def _wait_slot(
-        self, slots: trio.Semaphore, seconds: float | None, request: httpx.Request
+        self, slots: trio.Semaphore, seconds: float | None, request: httpx.Request | None
     ) -> None:
         with trio.move_on_after(_INF if seconds is None else seconds):
             await slots.acquire()
@@ -536,7 +633,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         conn.origin.slots.release()
 
     async def _connect(
-        self, origin: _Origin, request: httpx.Request, seconds: float | None
+        self, origin: _Origin, request: httpx.Request | None, seconds: float | None
     ) -> _Conn:
         tcp: trio.SocketStream | None = None
         try:
@@ -544,7 +641,8 @@ class FastTransport(httpx.AsyncBaseTransport):
                 tcp = await trio.open_tcp_stream(origin.host, origin.port)
                 stream: trio.abc.Stream = tcp
                 if origin.tls:
-                    sni = request.extensions.get("sni_hostname") or origin.host
+                    asked = request.extensions.get("sni_hostname") if request else None
+                    sni = asked or origin.host
                     stream = trio.SSLStream(
                         tcp,
                         self._ssl_context(),
@@ -604,7 +702,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         scope: trio.CancelScope | None,
         write_timeout: float | None,
         read_timeout: float | None,
-        request: httpx.Request,
+        request: httpx.Request | None,
         phase: list[str] | None = None,
     ) -> None:
         try:
@@ -612,6 +710,7 @@ class FastTransport(httpx.AsyncBaseTransport):
             if isinstance(rest, bytes):
                 await _send_all(conn, rest, request)
             elif rest is not None:
+                assert request is not None  # a streamed body comes with its request
                 await _send_stream(conn, rest, scope, write_timeout, request)
         except httpx.WriteError:
             # As httpcore does: the server may have answered early (say a 413) and
@@ -638,7 +737,7 @@ class FastTransport(httpx.AsyncBaseTransport):
                     raise httpx.RemoteProtocolError(_CUT_SHORT, request=request)
                 self._feed(conn, chunk, request)
 
-    def _feed(self, conn: _Conn, data: bytes | bytearray, request: httpx.Request) -> None:
+    def _feed(self, conn: _Conn, data: bytes | bytearray, request: httpx.Request | None) -> None:
         try:
             conn.parser.feed_data(data)
         except self._parse_errors as exc:
@@ -706,7 +805,7 @@ def _small_body(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-async def _send_all(conn: _Conn, data: bytes, request: httpx.Request) -> None:
+async def _send_all(conn: _Conn, data: bytes, request: httpx.Request | None) -> None:
     raw = conn.raw
     try:
         if raw is not None:  # a request fits the socket's buffer: one send, no wait
@@ -723,7 +822,7 @@ async def _send_all(conn: _Conn, data: bytes, request: httpx.Request) -> None:
 
 
 async def _receive(
-    conn: _Conn, request: httpx.Request, *, now: bool = False
+    conn: _Conn, request: httpx.Request | None, *, now: bool = False
 ) -> bytes | bytearray:
     """The next bytes of the answer. ``now``: they may be there already (the rest of an
     answer whose head came alone: servers often write the two apart), so try reading

@@ -52,6 +52,9 @@ class Call:
     @property
     def weight(self) -> int:
         """The weight to reserve before the outcome is known."""
+        weight = self.endpoint.weight
+        if isinstance(weight, int):  # most endpoints: no parameters to read
+            return weight
         return self.endpoint.request_weight(self.str_params)
 
     @property

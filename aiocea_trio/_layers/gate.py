@@ -6,18 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import httpx
+import trio
 
 from ..errors import BinanceBanError, BinanceRateLimitError
 from ..limits import OrderBudget, RateLimiter
 from .call import Call
+from .lane import Answered
 
 __all__ = ["RateGate"]
 
 
 class _Attempt(Protocol):
     async def __call__(
-        self, call: Call, seen: Callable[[httpx.Response], None] | None = None
+        self, call: Call, seen: Callable[[Answered], None] | None = None
     ) -> Any: ...
 
 
@@ -49,10 +50,16 @@ class RateGate:
         weight = call.weight
         if endpoint.counts_as_order:
             await self._orders.reserve(market, self._limiter.limits(market))
-        await self._limiter.acquire(market, weight, self._now_ms, describe=(call.method, call.path))
-        answered: httpx.Response | None = None
+        limiter, describe = self._limiter, (call.method, call.path)
+        # A request that fits now skips the scheduler pass of acquire's checkpoint: the
+        # attempt waits on its socket right after sending anyway. A cancelled caller still
+        # sends nothing (the cancellation is looked at before anything is reserved).
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if not limiter.admit_now(market, weight, self._now_ms, describe=describe):
+            await limiter.acquire(market, weight, self._now_ms, describe=describe)
+        answered: Answered | None = None
 
-        def seen(response: httpx.Response) -> None:
+        def seen(response: Answered) -> None:
             nonlocal answered
             answered = response
             self._orders.reconcile(market, response.headers)
