@@ -20,7 +20,7 @@ import datetime as dt
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -379,7 +379,8 @@ class RateLimiter:
         capacity = self._capacity(budget)
         weight = min(weight, capacity)
         self._unless_banned_roll(market, budget, server_now_ms(), describe)
-        if trio.current_time() < budget.paused_until:
+        paused_until = budget.paused_until  # -inf unless a 429 ever paused the market
+        if paused_until > -math.inf and trio.current_time() < paused_until:
             return False
         if budget.used + budget.in_flight + weight > capacity:
             return False
@@ -826,34 +827,32 @@ class _SharedState:
                 )
 
 
-def header_counts(headers: Mapping[str, str], prefix: str) -> Iterator[tuple[int, int]]:
+def header_counts(headers: Mapping[str, str], prefix: str) -> list[tuple[int, int]]:
     """``(window seconds, count)`` of each ``X-MBX-USED-WEIGHT-*`` or ``X-MBX-ORDER-COUNT-*``
     header (``prefix`` in lower case); unreadable ones are skipped.
 
     The interval's letter is Binance's upper case: ``1M`` is a minute (months never occur).
     """
-    raw = getattr(headers, "raw", None)  # httpx's: bytes as received, nothing decoded
-    pairs: Iterable[tuple[str | bytes, str | bytes]] = raw if raw is not None else headers.items()
     size = len(prefix)
-    encoded = prefix.encode()
-    for name, value in pairs:
-        if len(name) <= size:
-            continue
-        lower = name.lower()
-        if isinstance(lower, bytes):
-            if lower[:size] != encoded:
-                continue
-            interval = lower[size:].decode("ascii", "replace")
-        elif lower.startswith(prefix):
-            interval = lower[size:]
-        else:
-            continue
+    found: list[tuple[str, str | bytes]] = []
+    raw = getattr(headers, "raw", None)  # httpx's (and the client's): bytes as received
+    if raw is not None:
+        encoded = prefix.encode()
+        for name, value in raw:
+            if len(name) > size and name[:size].lower() == encoded:
+                found.append((name[size:].decode("ascii", "replace").lower(), value))
+    else:
+        for name, value in headers.items():
+            if len(name) > size and name[:size].lower() == prefix:
+                found.append((name[size:].lower(), value))
+    counts = []
+    for interval, value in found:
         try:
             seconds = int(interval[:-1]) * UNIT_SECONDS[interval[-1]]
-            count = int(value)
+            counts.append((seconds, int(value)))
         except (ValueError, KeyError, IndexError):
             continue
-        yield seconds, count
+    return counts
 
 
 def _used_weight(headers: Mapping[str, str], window: float) -> int | None:

@@ -51,17 +51,24 @@ class RetryPolicy:
         retryable: Callable[[BaseException], bool],
         what: object = "request",
         on_retry: Callable[[], None] | None = None,
+        failed: Exception | None = None,
     ) -> _T:
         """Await ``once()`` until it returns, a failure is not ``retryable``, or the
-        attempts run out (then the last error is raised as it was)."""
+        attempts run out (then the last error is raised as it was).
+
+        ``failed``: the first try was made by the caller and failed with this retryable
+        error; the retries follow it (the attempts count it).
+        """
         # The first try runs outside tenacity: most requests succeed at once, and the
         # retry machinery (its state objects, its strategies) would cost each of them.
-        try:
-            return await once()
-        except Exception as exc:
-            if self.attempts == 1 or not retryable(exc):
-                raise
-            first: list[Exception] = [exc]
+        if failed is None:
+            try:
+                return await once()
+            except Exception as exc:
+                if self.attempts == 1 or not retryable(exc):
+                    raise
+                failed = exc
+        first: list[Exception] = [failed]
 
         async def again() -> _T:
             if first:  # tenacity's attempt 1 is the failure already seen

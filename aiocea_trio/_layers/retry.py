@@ -61,6 +61,17 @@ class Retrying:
     async def __call__(self, call: Call) -> Any:
         if call.method != "GET":
             return await self.inner(call)
-        once = functools.partial(self.inner, call)
+        try:  # the first try here: most succeed, and need none of the retry machinery
+            return await self.inner(call)
+        except Exception as exc:
+            if self.policy.attempts == 1 or not retryable(exc):
+                raise
+            failed = exc
         # The call itself names it in a retry's log line: its description is built only then.
-        return await retried(self.policy, self._counters, once, _Described(call))
+        return await self.policy.run(
+            functools.partial(self.inner, call),
+            retryable=retryable,
+            what=_Described(call),
+            on_retry=self._counters.count_retry,
+            failed=failed,
+        )

@@ -76,7 +76,8 @@ class Session:
 
     async def __call__(self, call: Call) -> Any:
         """One logical try: limits known, clock synced, one re-sync on -1021."""
-        await self.prepare(call)
+        if call.signed or self._limiter.needs_limits(call.market):
+            await self.prepare(call)
         try:
             return await self._inner(call)
         except BinanceAPIError as exc:

@@ -83,12 +83,14 @@ class Attempt:
         signature = ""
         if call.signed:
             query, signature = self.sign(query)
-        if logger.isEnabledFor(logging.DEBUG):
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if debug:
             shown = query.replace(signature, "<redacted>") if signature else query
             logger.debug("%s%s", call.describe, f"?{shown}" if shown else "")
         self._counters.requests += 1
         answer = await self._exchange(lane, call, query, signature)
-        logger.debug("%s -> HTTP %d", call.describe, answer.status_code)
+        if debug:
+            logger.debug("%s -> HTTP %d", call.describe, answer.status_code)
         if seen is not None:
             seen(answer)
         return decode(answer, call, signature)

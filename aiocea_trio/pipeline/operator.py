@@ -74,15 +74,29 @@ class _Run:
     """Whether to keep tasks busy until released (streaming, or several workers)."""
     lock: trio.Lock | None
     index: int = 0
-    busy: dict[int, tuple[Task, trio.Event]] = attrs.field(factory=dict)
+    busy: dict[int, Task] = attrs.field(factory=dict)
+    """The tasks a worker runs or the consumer holds, by identity."""
+    freed: dict[int, trio.Event] = attrs.field(factory=dict)
+    """An event for each busy task that another worker waits for (made only then)."""
     failed: Task | None = None
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     async def next_task(self) -> Task | None:
-        if self.lock is None:
+        lock = self.lock
+        if lock is None:
             return await self._next_task()
-        async with self.lock:  # keep the source's order among several workers
+        # The lock keeps the source's order among several workers. Taken without a
+        # schedule point when free (``acquire`` yields even then, and a yield while
+        # holding it parks every other worker that wants the next task): the worker
+        # yields in the task it runs anyway.
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
             return await self._next_task()
+        finally:
+            lock.release()
 
     async def _next_task(self) -> Task | None:
         receivers = self.receivers
@@ -112,9 +126,12 @@ class _Run:
             self.held = task
             return
         key = id(task)  # identity: user subclasses may be unhashable
-        while (entry := self.busy.get(key)) is not None:
-            await entry[1].wait()
-        self.busy[key] = (task, trio.Event())
+        while key in self.busy:
+            freed = self.freed.get(key)
+            if freed is None:
+                freed = self.freed[key] = trio.Event()
+            await freed.wait()
+        self.busy[key] = task
 
     def release(self, task: Task) -> None:
         if self.single:
@@ -124,9 +141,11 @@ class _Run:
                     self.held_released.set()
                     self.held_released = None
             return
-        entry = self.busy.pop(id(task), None)
-        if entry is not None:
-            entry[1].set()
+        key = id(task)
+        if self.busy.pop(key, None) is not None:
+            freed = self.freed.pop(key, None)
+            if freed is not None:
+                freed.set()
 
     def fail(self, task: Task) -> None:
         if self.failed is None:
@@ -415,7 +434,8 @@ class Operator:
             if last_done is not None and interval > 0:
                 await trio.sleep_until(last_done + interval)
             await task.execute(client, raise_errors=False)
-            last_done = trio.current_time()
+            if interval > 0:
+                last_done = trio.current_time()
             if self.stop_on_error and task.state is TaskState.FAILED:
                 run.fail(task)
                 return
