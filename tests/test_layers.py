@@ -20,7 +20,7 @@ from aiocea_trio import endpoints
 from aiocea_trio._layers.call import Call, Counters
 from aiocea_trio._layers.gate import RateGate
 from aiocea_trio._layers.orders import ExactlyOnce
-from aiocea_trio._layers.retry import Retrying
+from aiocea_trio._layers.retry import Retrying, retryable
 from aiocea_trio._layers.routing import Router
 from aiocea_trio._layers.session import Session
 from aiocea_trio._layers.wire import decode
@@ -226,6 +226,49 @@ async def test_the_gate_tells_the_limiter_of_a_429_and_releases() -> None:
     assert spot.paused_until is not None
 
 
+async def test_a_cancelled_caller_sends_nothing_and_reserves_nothing() -> None:
+    limiter = RateLimiter(learn_limits=False)
+    attempt = FakeAttempt(httpx.Response(200, json=[]))
+    sent: list[Call] = []
+
+    async def counted(call: Call, seen: Callable[[httpx.Response], None] | None = None) -> Any:
+        sent.append(call)
+        return await attempt(call, seen)
+
+    gate, _ = _gate(attempt, limiter)
+    gate._inner = counted
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await gate(KLINE_CALL)  # a request that fits is admitted without waiting, but
+    assert scope.cancelled_caught  # the cancellation is seen before anything is reserved
+    assert sent == []
+    assert "spot" not in limiter.statistics().markets  # the limiter was not even asked
+    assert await gate(KLINE_CALL) == []
+    assert len(sent) == 1
+    assert limiter.statistics().markets["spot"].requests == 1
+
+
+async def test_the_gate_waits_in_acquire_when_the_budget_is_spent(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    limiter = RateLimiter({"spot": 10}, window=10, learn_limits=False)
+
+    def now_ms() -> int:
+        return int(1_700_000_001_000 + trio.current_time() * 1000)
+
+    gate = RateGate(
+        FakeAttempt(httpx.Response(200, json=[])),
+        limiter=limiter,
+        orders=OrderBudget(now_ms),
+        now_ms=now_ms,
+    )
+    depth = Call(find(SPOT, "GET", "/api/v3/depth"), BASE, {"limit": 100})  # weight 5
+    for _ in range(3):
+        await gate(depth)
+    assert trio.current_time() > 0  # the third did not fit the first window
+    assert limiter.statistics().markets["spot"].waits == 1
+
+
 # -- retries -------------------------------------------------------------------------------
 
 
@@ -239,6 +282,18 @@ async def test_retrying_retries_a_get_and_counts(autojump_clock: trio.testing.Mo
     retrying = Retrying(inner, policy=RetryPolicy(attempts=3), counters=counters)
     assert await retrying(KLINE_CALL) == [1]
     assert (len(inner.calls), counters.retries) == (3, 2)
+
+
+async def test_a_first_failure_handed_to_the_policy_counts_as_an_attempt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    inner = Scripted(_server_error(KLINE_CALL), [2])
+    policy = RetryPolicy(attempts=2)
+    first = _server_error(KLINE_CALL)
+    with pytest.raises(BinanceServerError):  # two attempts: the one handed over, one more
+        await policy.run(lambda: inner(KLINE_CALL), retryable=retryable, failed=first)
+    assert len(inner.calls) == 1
+    assert await policy.run(lambda: inner(KLINE_CALL), retryable=retryable, failed=first) == [2]
 
 
 async def test_retrying_sends_other_methods_once() -> None:

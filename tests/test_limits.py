@@ -96,6 +96,70 @@ async def test_a_request_larger_than_the_budget_still_goes_alone(
     assert limiter.statistics().markets["spot"].used_weight == 10
 
 
+async def test_admit_now_reserves_what_fits_and_nothing_else(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    limiter = RateLimiter({"spot": 100}, window=10)
+    assert limiter.admit_now(SPOT, 70, now_ms)
+    assert not limiter.admit_now(SPOT, 40, now_ms)  # 70 in flight: 40 does not fit
+    stats = limiter.statistics().markets["spot"]
+    assert (stats.in_flight_weight, stats.requests, stats.waits) == (70, 1, 0)
+    limiter.release(SPOT, 70, charged=None, headers=None, server_now_ms=now_ms)
+    assert limiter.admit_now(SPOT, 30, now_ms)
+    assert not limiter.admit_now(SPOT, 1, now_ms)  # 70 used + 30 in flight: full
+    limiter.release(SPOT, 30, charged=None, headers=None, server_now_ms=now_ms)
+    await limiter.acquire(SPOT, 1, now_ms)  # what did not fit waits for the next window
+    assert trio.current_time() == pytest.approx(9.1)
+
+
+async def test_admit_now_respects_pauses_and_bans(autojump_clock: trio.testing.MockClock) -> None:
+    limiter = RateLimiter({"spot": 100}, window=10)
+    limiter.note_rate_limited(SPOT, 5)
+    assert not limiter.admit_now(SPOT, 1, now_ms)
+    await trio.sleep(5)
+    assert limiter.admit_now(SPOT, 1, now_ms)
+    limiter.release(SPOT, 1, charged=None, headers=None, server_now_ms=now_ms)
+    limiter.note_banned(SPOT, now_ms() + 30_000)
+    with pytest.raises(BinanceBanError):
+        limiter.admit_now(SPOT, 1, now_ms, describe=("GET", "/api/v3/ping"))
+    assert limiter.statistics().markets["spot"].in_flight_weight == 0
+
+
+def test_admit_now_leaves_a_shared_limiter_to_acquire() -> None:
+    limiter = RateLimiter({"spot": 100}, window=10, shared="redis://127.0.0.1:1")
+    assert not limiter.admit_now(SPOT, 1, lambda: 0)  # Redis makes its reservations
+
+
+async def test_admit_now_and_acquire_together_never_overbook(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The gate's way (admit now, else wait in acquire) by 40 tasks at once: a window
+    never holds more than its budget, and what did not fit waited for later windows."""
+    limiter = RateLimiter({"spot": 100}, window=10)
+    weights = [5 + i % 3 * 10 for i in range(40)]  # 600 in all: six windows at least
+    booked: list[int] = []
+
+    async def one(weight: int) -> None:
+        await trio.lowlevel.checkpoint()
+        if not limiter.admit_now(SPOT, weight, now_ms):
+            await limiter.acquire(SPOT, weight, now_ms)
+        stats = limiter.statistics().markets["spot"]
+        booked.append(stats.used_weight + stats.in_flight_weight)
+        await trio.sleep(0.5)
+        limiter.release(SPOT, weight, charged=None, headers=None, server_now_ms=now_ms)
+
+    async with trio.open_nursery() as nursery:
+        for weight in weights:
+            nursery.start_soon(one, weight)
+    assert len(booked) == 40
+    assert max(booked) <= 100
+    stats = limiter.statistics().markets["spot"]
+    assert stats.requests == 40
+    assert stats.in_flight_weight == 0
+    assert stats.waits > 0
+    assert trio.current_time() >= 49.1  # the sixth window opens 9.1 + 4 x 10 s in
+
+
 def test_limits_from_exchange_info() -> None:
     limits = MarketLimits.from_exchange_info(
         [
