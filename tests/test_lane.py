@@ -311,3 +311,17 @@ def test_answers_decode_content_encoding() -> None:
     assert plain.headers["x-a"] == "1"
     assert repr(plain) == "<Answer [503]>"
 
+
+
+async def test_a_mock_started_after_the_first_request_sees_the_next(serve: Any) -> None:
+    import respx
+
+    server = await serve(_json({"real": True}))
+    async with _client(server.url, CountingFast()) as client:
+        assert await client.request("GET", "/api/v3/time") == {"real": True}
+        for using in ("httpcore", "httpx"):
+            with respx.mock(using=using) as mock:
+                mock.get(f"{server.url}/api/v3/time").respond(json={"mocked": using})
+                assert await client.request("GET", "/api/v3/time") == {"mocked": using}
+        assert await client.request("GET", "/api/v3/time") == {"real": True}
+    assert len(server.heads) == 2

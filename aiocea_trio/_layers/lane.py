@@ -21,7 +21,7 @@ All three send the same request (method, URL, the client's headers) and give the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Final, Protocol
 
 import httpx
@@ -133,7 +133,7 @@ class Lane:
             first used.
     """
 
-    __slots__ = ("_bases", "_extensions", "_pick", "http")
+    __slots__ = ("_bases", "_extensions", "_seams", "http")
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
@@ -141,24 +141,25 @@ class Lane:
         # connecting, sending and the whole answer, on every transport.
         self._extensions = {"timeout": httpx.Timeout(None).as_dict()}
         self._bases: dict[str, _Base | None] = {}
-        pick = getattr(http, "_transport_for_url", None)
-        self._pick: Callable[[httpx.URL], httpx.AsyncBaseTransport] | None = (
-            pick if callable(pick) and _URLS_COMPOSE else None
-        )
+        # Whether this httpx has the seams used here (another version: AsyncClient.request).
+        self._seams = callable(getattr(http, "_transport_for_url", None)) and _URLS_COMPOSE
 
     async def send(self, method: str, base: str, path: str, query: str) -> Answer:
         """The whole answer to ``method base+path?query`` (path and query percent-encoded)."""
         known = self._base(base)
-        pick = self._pick
-        if known is None or pick is None or any(self.http.event_hooks.values()):
+        http = self.http
+        if known is None or not self._seams or any(http.event_hooks.values()):
             # event hooks someone put on the client's http_client see every request
-            response = await self.http.request(method, _joined(base, path, query))
+            response = await http.request(method, _joined(base, path, query))
             return Answer.of(response)
         target = f"{known.prefix}{path}?{query}" if query else f"{known.prefix}{path}"
         if not plain_target(target):  # characters httpx would encode: let it parse the URL
-            response = await self.http.request(method, _joined(base, path, query))
+            response = await http.request(method, _joined(base, path, query))
             return Answer.of(response)
-        transport = pick(known.url)  # mounts match on scheme, host and port only
+        # Looked up per request: respx's using="httpx" mocker patches this method, and a
+        # mock started after the first request must see the next. Mounts match on scheme,
+        # host and port only, so the base URL picks as the whole URL would.
+        transport = http._transport_for_url(known.url)
         if isinstance(transport, FastTransport) and not transport.mocked():
             heads = known.heads
             if heads is None:
