@@ -270,6 +270,13 @@ class _Conn:
         return True
 
 
+def _check_head(head: bytes, lines: int, request: httpx.Request | None) -> None:
+    """Refuse a head whose ``lines`` lines hold a CR, LF or NUL of their own: one in a header
+    or the target would split (smuggle) the request."""
+    if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
+        raise httpx.LocalProtocolError("Illegal character in request head", request=request)
+
+
 def _says_close(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(n.lower() == b"connection" and b"close" in v.lower() for n, v in headers)
 
@@ -309,9 +316,7 @@ class RequestHeads:
         self.origin: Final = (url.raw_scheme, url.raw_host, url.port or 0)
         raw = headers.raw
         block = b"".join([*[b"%s: %s\r\n" % pair for pair in raw], b"\r\n"])
-        lines = len(raw) + 1
-        if block.count(b"\n") != lines or block.count(b"\r") != lines or b"\0" in block:
-            raise httpx.LocalProtocolError("Illegal character in a request header")
+        _check_head(block, len(raw) + 1, None)
         self.block: Final = block
 
     def head(self, method: str, target: str) -> bytes:
@@ -442,8 +447,8 @@ class FastTransport(httpx.AsyncBaseTransport):
         What ``BinanceClient`` sends through when this transport is the client's: an
         ``httpx.Request`` and ``httpx.Response`` cost more than the rest of a small exchange.
         ``origin`` is (``url.raw_scheme``, ``url.raw_host``, ``url.port or 0``); ``head`` is the
-        request line, the headers (``Host`` included) and the blank line, checked by the
-        caller (`check_head`). No timeouts: the caller bounds the whole exchange (a cancel
+        request line, the headers (``Host`` included) and the blank line, as `RequestHeads`
+        makes it for a `plain_target`. No timeouts: the caller bounds the whole exchange (a cancel
         scope). The body is read to its end; its ``Content-Encoding``, if any, is not
         undone. The caller asks `mocked` first: this never goes through a mock.
         """
@@ -452,13 +457,7 @@ class FastTransport(httpx.AsyncBaseTransport):
             conn.start(is_head)
             await self._send_and_read(conn, head, None, None, None, None, None)
             while not conn.complete:  # a large, chunked or until-EOF body: read it all
-                chunk = await _receive(conn, None)
-                if chunk:
-                    self._feed(conn, chunk, None)
-                elif conn.until_eof():
-                    conn.complete = conn.dirty = True  # ended with the body: not reusable
-                else:
-                    raise httpx.RemoteProtocolError(_CUT_SHORT)
+                self._take(conn, await _receive(conn, None), None)
         except BaseException:
             conn.close()
             slots.release()
@@ -552,10 +551,7 @@ class FastTransport(httpx.AsyncBaseTransport):
                 b"\r\n",
             ]
         )
-        lines = len(raw) + 2
-        if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
-            # a CR/LF/NUL in a header or the target would split (smuggle) the request
-            raise httpx.LocalProtocolError("Illegal character in request head", request=request)
+        _check_head(head, len(raw) + 2, request)
         try:
             content = request.content
         except httpx.RequestNotRead:
@@ -736,6 +732,17 @@ class FastTransport(httpx.AsyncBaseTransport):
                 if not chunk:
                     raise httpx.RemoteProtocolError(_CUT_SHORT, request=request)
                 self._feed(conn, chunk, request)
+
+    def _take(self, conn: _Conn, data: bytes | bytearray, request: httpx.Request | None) -> None:
+        """Body bytes read: fed to the parser. None at all: the connection ended, which ends a
+        body delimited by it (and spoils the connection) and is an error otherwise."""
+        if data:
+            self._feed(conn, data, request)
+        elif conn.until_eof():
+            conn.complete = True
+            conn.dirty = True  # the connection ended with the body: not reusable
+        else:
+            raise httpx.RemoteProtocolError(_CUT_SHORT, request=request)
 
     def _feed(self, conn: _Conn, data: bytes | bytearray, request: httpx.Request | None) -> None:
         try:
@@ -929,13 +936,7 @@ class _Body(httpx.AsyncByteStream):
                     conn.body = []
                     return _join(parts)
                 data = await _receive_within(conn, self._timeout, self._request)
-                if data:
-                    self._transport._feed(conn, data, self._request)
-                elif conn.until_eof():
-                    conn.complete = True
-                    conn.dirty = True  # the connection ended with the body: not reusable
-                else:
-                    raise httpx.RemoteProtocolError(_CUT_SHORT, request=self._request)
+                self._transport._take(conn, data, self._request)
         except BaseException:
             if self._conn is not None:
                 self._conn = None
