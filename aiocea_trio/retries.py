@@ -56,8 +56,9 @@ class RetryPolicy:
         """Await ``once()`` until it returns, a failure is not ``retryable``, or the
         attempts run out (then the last error is raised as it was).
 
-        ``failed``: the first try was made by the caller and failed with this retryable
-        error; the retries follow it (the attempts count it).
+        ``failed``: the first try was made by the caller and failed with this error; it is
+        raised as it is unless ``retryable``, else the retries follow it (the attempts
+        count it).
         """
         # The first try runs outside tenacity: most requests succeed at once, and the
         # retry machinery (its state objects, its strategies) would cost each of them.
@@ -65,9 +66,9 @@ class RetryPolicy:
             try:
                 return await once()
             except Exception as exc:
-                if self.attempts == 1 or not retryable(exc):
-                    raise
                 failed = exc
+        if self.attempts == 1 or not retryable(failed):
+            raise failed
         first: list[Exception] = [failed]
 
         async def again() -> _T:

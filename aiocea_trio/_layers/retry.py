@@ -32,10 +32,17 @@ def retryable(exc: BaseException) -> bool:
 
 
 async def retried(
-    policy: RetryPolicy, counters: Counters, once: Callable[[], Awaitable[_T]], what: object
+    policy: RetryPolicy,
+    counters: Counters,
+    once: Callable[[], Awaitable[_T]],
+    what: object,
+    failed: Exception | None = None,
 ) -> _T:
-    """Await ``once()`` under ``policy``, counting each retry in ``counters.retries``."""
-    return await policy.run(once, retryable=retryable, what=what, on_retry=counters.count_retry)
+    """Await ``once()`` under ``policy``, counting each retry in ``counters.retries``
+    (``failed``: the caller's own first try failed so, see `RetryPolicy.run`)."""
+    return await policy.run(
+        once, retryable=retryable, what=what, on_retry=counters.count_retry, failed=failed
+    )
 
 
 class _Described:
@@ -64,14 +71,7 @@ class Retrying:
         try:  # the first try here: most succeed, and need none of the retry machinery
             return await self.inner(call)
         except Exception as exc:
-            if self.policy.attempts == 1 or not retryable(exc):
-                raise
             failed = exc
         # The call itself names it in a retry's log line: its description is built only then.
-        return await self.policy.run(
-            functools.partial(self.inner, call),
-            retryable=retryable,
-            what=_Described(call),
-            on_retry=self._counters.count_retry,
-            failed=failed,
-        )
+        once = functools.partial(self.inner, call)
+        return await retried(self.policy, self._counters, once, _Described(call), failed)
