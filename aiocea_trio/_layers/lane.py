@@ -148,14 +148,18 @@ class Lane:
         """The whole answer to ``method base+path?query`` (path and query percent-encoded)."""
         known = self._base(base)
         http = self.http
-        if known is None or not self._seams or any(http.event_hooks.values()):
-            # event hooks someone put on the client's http_client see every request
-            response = await http.request(method, _joined(base, path, query))
-            return Answer.of(response)
-        target = f"{known.prefix}{path}?{query}" if query else f"{known.prefix}{path}"
-        if not plain_target(target):  # characters httpx would encode: let it parse the URL
-            response = await http.request(method, _joined(base, path, query))
-            return Answer.of(response)
+        tail = f"{path}?{query}" if query else path
+        target = f"{known.prefix}{tail}" if known is not None else ""
+        # Through AsyncClient.request when event hooks on the client's http_client must see
+        # every request, or a target holds characters httpx would encode (its URL parser
+        # does), or this httpx lacks the seams used below.
+        if (
+            known is None
+            or not self._seams
+            or not plain_target(target)
+            or any(http.event_hooks.values())
+        ):
+            return Answer.of(await http.request(method, f"{base}{tail}"))
         # Looked up per request: respx's using="httpx" mocker patches this method, and a
         # mock started after the first request must see the next. Mounts match on scheme,
         # host and port only, so the base URL picks as the whole URL would.
@@ -197,10 +201,6 @@ class Lane:
 
 
 _UNSEEN: Final = object()
-
-
-def _joined(base: str, path: str, query: str) -> str:
-    return f"{base}{path}?{query}" if query else f"{base}{path}"
 
 
 async def _drained(stream: httpx.AsyncByteStream) -> bytes:
