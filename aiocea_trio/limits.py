@@ -337,21 +337,11 @@ class RateLimiter:
         # there must be no await, or concurrent callers would all fit in one slot.
         await trio.lowlevel.checkpoint()
         while True:
-            now_ms = server_now_ms()
-            self._unless_banned_roll(market, budget, now_ms, describe)
-            now = trio.current_time()
-            if now < budget.paused_until:
-                wake = budget.paused_until
-            elif budget.used + budget.in_flight + weight <= capacity:
+            wake = self._wake(market, budget, weight, capacity, server_now_ms, describe)
+            if wake is None:
                 break
-            else:
-                window_ms = budget.limits.window * 1000.0
-                assert budget.window_index is not None
-                next_index = budget.window_index + 1
-                wait_ms = next_index * window_ms + window_guard_ms(window_ms) - now_ms
-                wake = now + max(wait_ms, 1.0) / 1000.0
             if waited_from is None:
-                waited_from = now
+                waited_from = trio.current_time()
                 budget.waits += 1
             await trio.sleep_until(wake)
         self._admit(budget, weight, waited_from)
@@ -378,14 +368,34 @@ class RateLimiter:
         budget = self._budget(market)
         capacity = self._capacity(budget)
         weight = min(weight, capacity)
-        self._unless_banned_roll(market, budget, server_now_ms(), describe)
-        paused_until = budget.paused_until  # -inf unless a 429 ever paused the market
-        if paused_until > -math.inf and trio.current_time() < paused_until:
-            return False
-        if budget.used + budget.in_flight + weight > capacity:
+        if self._wake(market, budget, weight, capacity, server_now_ms, describe) is not None:
             return False
         self._admit(budget, weight, None)
         return True
+
+    def _wake(
+        self,
+        market: Market,
+        budget: _Budget,
+        weight: int,
+        capacity: int,
+        server_now_ms: Callable[[], int],
+        describe: tuple[str, str],
+    ) -> float | None:
+        """None when ``weight`` fits the budget now, else the trio time to look again (the
+        pause's end, or the next window's start): the admission check of ``acquire`` and
+        ``admit_now``. Raises while the market is banned."""
+        now_ms = server_now_ms()
+        self._unless_banned_roll(market, budget, now_ms, describe)
+        paused_until = budget.paused_until  # -inf unless a 429 ever paused the market
+        if paused_until > -math.inf and trio.current_time() < paused_until:
+            return paused_until
+        if budget.used + budget.in_flight + weight <= capacity:
+            return None
+        window_ms = budget.limits.window * 1000.0
+        assert budget.window_index is not None
+        wait_ms = (budget.window_index + 1) * window_ms + window_guard_ms(window_ms) - now_ms
+        return trio.current_time() + max(wait_ms, 1.0) / 1000.0
 
     @staticmethod
     def _admit(budget: _Budget, weight: int, waited_from: float | None) -> None:
